@@ -1,0 +1,44 @@
+# Shared helpers for the scripts in scripts/. Sourced, never run.
+# Everything the scripts install or start lives under $FLEETWIRE_LOCAL (default .local/).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="${FLEETWIRE_LOCAL:-$ROOT/.local}"
+VENV="$LOCAL/venv"
+NODE_PREFIX="$LOCAL/node"
+RUN_DIR="$LOCAL/run"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export SAM_CLI_TELEMETRY=0
+# The AWS CLIs and SDKs need a region and keys even when every call goes to loopback.
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-fleetwirelocal}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-fleetwirelocal}"
+# Never ask the EC2 instance metadata service: nothing here runs on EC2.
+export AWS_EC2_METADATA_DISABLED=true
+
+# Ports of the local stand-ins; override any of them from the environment.
+DYNAMODB_PORT="${FLEETWIRE_DYNAMODB_PORT:-8000}"
+KINESIS_PORT="${FLEETWIRE_KINESIS_PORT:-4567}"
+KINESIS_TLS_PORT="${FLEETWIRE_KINESIS_TLS_PORT:-4568}"
+MOTO_PORT="${FLEETWIRE_MOTO_PORT:-5000}"
+
+die() { echo "error: $*" >&2; exit 1; }
+say() { echo "==> $*"; }
+
+# Endpoint variables every local client (SDK for Rust, awscli, boto3) honours.
+export_local_endpoints() {
+  export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
+  export AWS_ENDPOINT_URL_KINESIS="http://127.0.0.1:$KINESIS_PORT"
+  export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_SNS="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_IOT="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_IOT_DATA_PLANE="http://127.0.0.1:$MOTO_PORT"
+  # A 500 from an emulator is not worth four retries.
+  export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-1}"
+}
+
+require() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"
+}

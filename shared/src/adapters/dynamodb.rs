@@ -1,0 +1,319 @@
+//! DynamoDB adapters of the Registry and State ports.
+//!
+//! Every write that can race or repeat is conditional, and a failed condition is read from
+//! the failed write's own `ALL_OLD` image: one round trip, no second read that could race.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::item::{Item, ItemReader, json_to_attribute};
+use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
+use crate::error::StoreError;
+use crate::registry::{
+    AddOutcome, ClaimOutcome, ProvisioningClaim, ProvisioningRecord, Registry, RegistryEntry,
+    RegistryStatus, Serial,
+};
+use crate::telemetry::{DeviceId, TelemetryRecord};
+
+/// The Registry table (key `serial`).
+#[derive(Debug, Clone)]
+pub struct DynamoRegistry {
+    client: Client,
+    table: String,
+}
+
+impl DynamoRegistry {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoRegistry {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+fn registry_item(entry: &RegistryEntry) -> Item {
+    let mut item: Item = [
+        ("serial".to_string(), s(entry.serial.as_str())),
+        ("status".to_string(), s(entry.status.as_str())),
+        ("model".to_string(), s(&entry.model)),
+        ("thing_name".to_string(), s(&entry.thing_name)),
+        (
+            "denied_attempts".to_string(),
+            AttributeValue::N(entry.denied_attempts.to_string()),
+        ),
+    ]
+    .into();
+    if !entry.claim_certificate_ids.is_empty() {
+        item.insert(
+            "claim_certificate_ids".into(),
+            AttributeValue::Ss(entry.claim_certificate_ids.clone()),
+        );
+    }
+    if !entry.attributes.is_empty() {
+        let map = entry
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v)))
+            .collect();
+        item.insert("attributes".into(), AttributeValue::M(map));
+    }
+    if let Some(p) = &entry.provisioning {
+        item.insert("certificate_id".into(), s(&p.certificate_id));
+        item.insert("claim_certificate_id".into(), s(&p.claim_certificate_id));
+        item.insert("client_id".into(), s(&p.client_id));
+        item.insert("provisioned_at".into(), s(rfc3339(p.at)));
+    }
+    item
+}
+
+fn registry_entry(call: &str, item: &Item) -> Result<RegistryEntry, StoreError> {
+    let r = ItemReader { call, item };
+    let serial = Serial::parse(&r.string("serial")?).map_err(|e| StoreError::corrupt(call, e))?;
+    let status_name = r.string("status")?;
+    let status = RegistryStatus::parse(&status_name).ok_or_else(|| {
+        StoreError::corrupt(
+            call,
+            format!("unknown status {status_name:?} for serial {serial}"),
+        )
+    })?;
+    let provisioning = match r.optional_string("certificate_id")? {
+        None => None,
+        Some(certificate_id) => {
+            let at_raw = r.string("provisioned_at")?;
+            let at = OffsetDateTime::parse(&at_raw, &Rfc3339).map_err(|e| {
+                StoreError::corrupt(call, format!("provisioned_at {at_raw:?}: {e}"))
+            })?;
+            Some(ProvisioningRecord {
+                certificate_id,
+                claim_certificate_id: r
+                    .optional_string("claim_certificate_id")?
+                    .unwrap_or_default(),
+                client_id: r.optional_string("client_id")?.unwrap_or_default(),
+                at,
+            })
+        }
+    };
+    Ok(RegistryEntry {
+        serial,
+        status,
+        model: r.optional_string("model")?.unwrap_or_default(),
+        thing_name: r.string("thing_name")?,
+        claim_certificate_ids: r.string_set("claim_certificate_ids")?,
+        attributes: r
+            .string_map("attributes")?
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        provisioning,
+        denied_attempts: r.number("denied_attempts")?.unwrap_or(0),
+    })
+}
+
+impl Registry for DynamoRegistry {
+    async fn add(&self, entry: &RegistryEntry) -> Result<AddOutcome, StoreError> {
+        const CALL: &str = "DynamoDB.PutItem";
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(registry_item(entry)))
+            .condition_expression("attribute_not_exists(serial)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(AddOutcome::Added),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let old = failed.item().ok_or_else(|| StoreError::corrupt(CALL, "condition failed without an old item"))?;
+                    Ok(AddOutcome::AlreadyPresent(Box::new(registry_entry(CALL, old)?)))
+                }
+                _ => Err(StoreError::from_sdk(CALL, err)),
+            },
+        }
+    }
+
+    async fn get(&self, serial: &Serial) -> Result<Option<RegistryEntry>, StoreError> {
+        const CALL: &str = "DynamoDB.GetItem";
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("serial", s(serial.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk(CALL, e))?;
+        output
+            .item()
+            .map(|item| registry_entry(CALL, item))
+            .transpose()
+    }
+
+    async fn claim(&self, claim: &ProvisioningClaim) -> Result<ClaimOutcome, StoreError> {
+        const CALL: &str = "DynamoDB.UpdateItem";
+        let record = &claim.record;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("serial", s(claim.serial.as_str()))
+            .update_expression(
+                "SET #status = :provisioned, certificate_id = :certificate, claim_certificate_id = :claim, \
+                 client_id = :client, provisioned_at = :at",
+            )
+            .condition_expression(
+                "#status = :allowed AND \
+                 (attribute_not_exists(claim_certificate_ids) OR contains(claim_certificate_ids, :claim))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":provisioned", s(RegistryStatus::Provisioned.as_str()))
+            .expression_attribute_values(":allowed", s(RegistryStatus::Allowed.as_str()))
+            .expression_attribute_values(":certificate", s(&record.certificate_id))
+            .expression_attribute_values(":claim", s(&record.claim_certificate_id))
+            .expression_attribute_values(":client", s(&record.client_id))
+            .expression_attribute_values(":at", s(rfc3339(record.at)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes().ok_or_else(|| StoreError::corrupt(CALL, "no ALL_NEW image returned"))?;
+                Ok(ClaimOutcome::Provisioned(registry_entry(CALL, item)?))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    // No old image means the serial was not there: the update's condition
+                    // (`#status = :allowed`) fails on a missing item without creating it.
+                    let current = failed.item().filter(|item| !item.is_empty()).map(|item| registry_entry(CALL, item)).transpose()?;
+                    Ok(ClaimOutcome::Refused { current })
+                }
+                _ => Err(StoreError::from_sdk(CALL, err)),
+            },
+        }
+    }
+}
+
+/// The State table (key `device_id`).
+#[derive(Debug, Clone)]
+pub struct DynamoDeviceState {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDeviceState {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDeviceState {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl DeviceStateStore for DynamoDeviceState {
+    async fn get(&self, device_id: &DeviceId) -> Result<Option<DeviceState>, StoreError> {
+        const CALL: &str = "DynamoDB.GetItem";
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("device_id", s(device_id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk(CALL, e))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let r = ItemReader { call: CALL, item };
+        Ok(Some(DeviceState {
+            device_id: device_id.clone(),
+            last_telemetry: r.json("last_telemetry"),
+            last_telemetry_at: r.number("last_telemetry_at")?,
+            version: r.number("version")?.unwrap_or(0),
+        }))
+    }
+
+    async fn record_telemetry(
+        &self,
+        reading: &TelemetryRecord,
+    ) -> Result<WriteOutcome, StoreError> {
+        const CALL: &str = "DynamoDB.UpdateItem";
+        let json =
+            serde_json::to_value(reading).map_err(|e| StoreError::corrupt(CALL, e.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", s(reading.device_id.as_str()))
+            .update_expression(
+                "SET last_telemetry = :reading, last_telemetry_at = :at, version = if_not_exists(version, :zero) + :one",
+            )
+            .condition_expression("attribute_not_exists(last_telemetry_at) OR last_telemetry_at < :at")
+            .expression_attribute_values(":reading", json_to_attribute(&json))
+            .expression_attribute_values(":at", AttributeValue::N(reading.timestamp_ms().to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(WriteOutcome::Applied),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(WriteOutcome::Stale)
+            }
+            Err(err) => Err(StoreError::from_sdk(CALL, err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn registry_entry_survives_a_round_trip_through_an_item() {
+        let mut entry =
+            RegistryEntry::allowed(Serial::parse("SN-1").unwrap(), "model-x", "car-SN-1");
+        entry.claim_certificate_ids = vec!["claim-a".into(), "claim-b".into()];
+        entry.attributes.insert("Fleet".into(), "seoul".into());
+        entry.status = RegistryStatus::Provisioned;
+        entry.denied_attempts = 2;
+        entry.provisioning = Some(ProvisioningRecord {
+            certificate_id: "cert".into(),
+            claim_certificate_id: "claim-a".into(),
+            client_id: "client".into(),
+            at: datetime!(2026-11-25 10:00:00 UTC),
+        });
+        assert_eq!(registry_entry("t", &registry_item(&entry)).unwrap(), entry);
+    }
+
+    #[test]
+    fn unknown_status_in_the_table_is_corrupt_not_allowed() {
+        let mut item = registry_item(&RegistryEntry::allowed(
+            Serial::parse("SN-1").unwrap(),
+            "m",
+            "t",
+        ));
+        item.insert("status".into(), s("MAYBE"));
+        let err = registry_entry("DynamoDB.GetItem", &item).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+}

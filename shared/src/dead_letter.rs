@@ -1,0 +1,34 @@
+//! The dead-letter queue: where rejected or undeliverable input goes, with its reason, so
+//! nothing is lost silently.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+
+/// One rejected input and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Short machine-readable reason, e.g. `validation`, `spoofed`, `stream-unavailable`.
+    pub reason: String,
+    /// Human-readable details, one per problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// The function that rejected it.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub rejected_at: OffsetDateTime,
+    /// The input exactly as received.
+    pub payload: Value,
+}
+
+pub trait DeadLetterSink: Send + Sync {
+    /// Stores every letter or fails: on `Err` the caller must not acknowledge its input, so
+    /// the event source delivers it again.
+    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,270 @@
+//! In-memory implementations of the ports, for unit tests of the functions. They apply
+//! the same rules as the AWS adapters (conditions, ordering) and can be told to fail or
+//! to be slow, so a handler's error and timeout paths are testable without a network.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
+use crate::error::StoreError;
+use crate::registry::{
+    AddOutcome, ClaimOutcome, ProvisioningClaim, Registry, RegistryEntry, RegistryStatus, Serial,
+    admits,
+};
+use crate::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
+use crate::telemetry::{DeviceId, TelemetryRecord};
+
+/// How a fake behaves on each call.
+#[derive(Debug, Clone, Default)]
+pub enum Behaviour {
+    #[default]
+    Normal,
+    /// Sleep this long before answering normally.
+    Slow(Duration),
+    /// Fail every call with this error.
+    Failing(StoreError),
+}
+
+impl Behaviour {
+    async fn apply(&self) -> Result<(), StoreError> {
+        match self {
+            Behaviour::Normal => Ok(()),
+            Behaviour::Slow(delay) => {
+                tokio::time::sleep(*delay).await;
+                Ok(())
+            }
+            Behaviour::Failing(error) => Err(error.clone()),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A Registry in a map.
+#[derive(Debug, Default)]
+pub struct InMemoryRegistry {
+    entries: Mutex<HashMap<Serial, RegistryEntry>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl InMemoryRegistry {
+    pub fn with_entries(entries: impl IntoIterator<Item = RegistryEntry>) -> Self {
+        let registry = InMemoryRegistry::default();
+        lock(&registry.entries).extend(entries.into_iter().map(|e| (e.serial.clone(), e)));
+        registry
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.behaviour) = behaviour;
+    }
+
+    pub fn entry(&self, serial: &str) -> Option<RegistryEntry> {
+        Serial::parse(serial)
+            .ok()
+            .and_then(|s| lock(&self.entries).get(&s).cloned())
+    }
+
+    async fn behave(&self) -> Result<(), StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await
+    }
+}
+
+impl Registry for InMemoryRegistry {
+    async fn add(&self, entry: &RegistryEntry) -> Result<AddOutcome, StoreError> {
+        self.behave().await?;
+        let mut entries = lock(&self.entries);
+        if let Some(existing) = entries.get(&entry.serial) {
+            return Ok(AddOutcome::AlreadyPresent(Box::new(existing.clone())));
+        }
+        entries.insert(entry.serial.clone(), entry.clone());
+        Ok(AddOutcome::Added)
+    }
+
+    async fn get(&self, serial: &Serial) -> Result<Option<RegistryEntry>, StoreError> {
+        self.behave().await?;
+        Ok(lock(&self.entries).get(serial).cloned())
+    }
+
+    async fn claim(&self, claim: &ProvisioningClaim) -> Result<ClaimOutcome, StoreError> {
+        self.behave().await?;
+        let mut entries = lock(&self.entries);
+        match entries.get_mut(&claim.serial) {
+            Some(entry) if admits(entry, &claim.record.claim_certificate_id) => {
+                entry.status = RegistryStatus::Provisioned;
+                entry.provisioning = Some(claim.record.clone());
+                Ok(ClaimOutcome::Provisioned(entry.clone()))
+            }
+            current => Ok(ClaimOutcome::Refused {
+                current: current.map(|e| e.clone()),
+            }),
+        }
+    }
+}
+
+/// A State table in a map, newer-wins like the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemoryDeviceState {
+    states: Mutex<HashMap<DeviceId, DeviceState>>,
+}
+
+impl DeviceStateStore for InMemoryDeviceState {
+    async fn get(&self, device_id: &DeviceId) -> Result<Option<DeviceState>, StoreError> {
+        Ok(lock(&self.states).get(device_id).cloned())
+    }
+
+    async fn record_telemetry(
+        &self,
+        reading: &TelemetryRecord,
+    ) -> Result<WriteOutcome, StoreError> {
+        let at = reading.timestamp_ms();
+        let mut states = lock(&self.states);
+        let state = states
+            .entry(reading.device_id.clone())
+            .or_insert_with(|| DeviceState {
+                device_id: reading.device_id.clone(),
+                last_telemetry: None,
+                last_telemetry_at: None,
+                version: 0,
+            });
+        if state.last_telemetry_at.is_some_and(|stored| stored >= at) {
+            return Ok(WriteOutcome::Stale);
+        }
+        state.last_telemetry = serde_json::to_value(reading).ok();
+        state.last_telemetry_at = Some(at);
+        state.version += 1;
+        Ok(WriteOutcome::Applied)
+    }
+}
+
+/// A stream that records what it receives; records whose partition key is listed in
+/// `failing_keys` fail, as throttled entries of PutRecords do.
+#[derive(Debug, Default)]
+pub struct RecordingStream {
+    pub records: Mutex<Vec<StreamRecord>>,
+    failing_keys: Mutex<Vec<String>>,
+}
+
+impl RecordingStream {
+    pub fn fail_partition_key(&self, key: &str) {
+        lock(&self.failing_keys).push(key.to_string());
+    }
+
+    pub fn delivered(&self) -> Vec<StreamRecord> {
+        lock(&self.records).clone()
+    }
+}
+
+impl StreamSink for RecordingStream {
+    async fn put_records(&self, records: &[StreamRecord]) -> DeliveryReport {
+        let failing = lock(&self.failing_keys).clone();
+        let mut report = DeliveryReport {
+            calls: 1,
+            ..DeliveryReport::default()
+        };
+        let mut stored = lock(&self.records);
+        for (index, record) in records.iter().enumerate() {
+            if failing.contains(&record.partition_key) {
+                report.failed.push(FailedRecord {
+                    index,
+                    error_code: "ProvisionedThroughputExceededException".into(),
+                    message: "rate exceeded for shard".into(),
+                    transient: true,
+                });
+            } else {
+                stored.push(record.clone());
+                report.delivered += 1;
+            }
+        }
+        report
+    }
+}
+
+/// A dead-letter queue that keeps what it is sent, or fails every send.
+#[derive(Debug, Default)]
+pub struct RecordingDeadLetters {
+    pub letters: Mutex<Vec<DeadLetter>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl RecordingDeadLetters {
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.behaviour) = behaviour;
+    }
+
+    pub fn sent(&self) -> Vec<DeadLetter> {
+        lock(&self.letters).clone()
+    }
+}
+
+impl DeadLetterSink for RecordingDeadLetters {
+    async fn send(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await?;
+        lock(&self.letters).extend_from_slice(letters);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ProvisioningRecord;
+    use time::macros::datetime;
+
+    fn claim(serial: &str, claim_certificate_id: &str) -> ProvisioningClaim {
+        ProvisioningClaim {
+            serial: Serial::parse(serial).unwrap(),
+            record: ProvisioningRecord {
+                certificate_id: "cert".into(),
+                claim_certificate_id: claim_certificate_id.into(),
+                client_id: "client".into(),
+                at: datetime!(2026-11-25 12:00:00 UTC),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn fake_registry_claims_once() {
+        let registry = InMemoryRegistry::with_entries([RegistryEntry::allowed(
+            Serial::parse("SN1").unwrap(),
+            "m",
+            "t",
+        )]);
+        assert!(matches!(
+            registry.claim(&claim("SN1", "c")).await,
+            Ok(ClaimOutcome::Provisioned(_))
+        ));
+        let Ok(ClaimOutcome::Refused {
+            current: Some(current),
+        }) = registry.claim(&claim("SN1", "c")).await
+        else {
+            panic!("second claim must be refused with the current entry")
+        };
+        assert_eq!(current.status, RegistryStatus::Provisioned);
+        assert!(matches!(
+            registry.claim(&claim("SN2", "c")).await,
+            Ok(ClaimOutcome::Refused { current: None })
+        ));
+    }
+
+    #[tokio::test]
+    async fn failing_behaviour_is_returned() {
+        let registry = InMemoryRegistry::default();
+        let error = StoreError::Unavailable {
+            call: "x".into(),
+            message: "down".into(),
+        };
+        registry.set_behaviour(Behaviour::Failing(error.clone()));
+        assert_eq!(
+            registry.get(&Serial::parse("SN1").unwrap()).await,
+            Err(error)
+        );
+    }
+}
