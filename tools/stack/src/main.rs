@@ -1,0 +1,186 @@
+//! `fleetwire-stack`: makes the local stand-ins hold what `template.yaml` declares.
+//!
+//! `create` creates every table, stream, queue, topic, bucket and secret of the template
+//! (idempotently) and writes the env file functions and tests read; `status` shows each
+//! resource; `exercise` runs the shared adapters against them once.
+
+mod exercise;
+mod local;
+mod plan;
+mod template;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fleetwire::aws::{SdkSettings, load_sdk_config};
+use fleetwire::config::Env;
+
+use crate::local::{Clients, Outcome, State};
+use crate::plan::Planned;
+use crate::template::Template;
+
+/// Local account id: moto's default, so ARNs match what moto returns.
+const LOCAL_ACCOUNT: &str = "123456789012";
+
+#[derive(Parser)]
+#[command(about = "Creates and checks the resources of template.yaml on the local stack")]
+struct Cli {
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Stack name, for `${AWS::StackName}`.
+    #[arg(long, default_value = "fleetwire")]
+    stack_name: String,
+    /// Template parameter override, `Name=Value` (repeatable).
+    #[arg(long = "parameter", value_name = "NAME=VALUE")]
+    parameters: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create every declared resource that does not exist yet and write the env file.
+    Create {
+        /// Where to write `NAME=value` lines for the functions and tests.
+        #[arg(long)]
+        env_file: PathBuf,
+    },
+    /// Show every declared resource; exit 1 when one is missing.
+    Status,
+    /// Run the shared adapters against the resources once.
+    Exercise,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
+    let mut template = Template::load(&cli.template)?;
+    for pair in &cli.parameters {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--parameter {pair:?}: expected NAME=VALUE"))?;
+        template.set_parameter(name, value)?;
+    }
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let (planned, attributes) = plan::plan(&template, &cli.stack_name, &region, LOCAL_ACCOUNT)?;
+    // Emulators answer at once or not at all: fail fast instead of retrying.
+    let defaults = SdkSettings {
+        max_attempts: 1,
+        ..SdkSettings::default()
+    };
+    let settings = SdkSettings::from_env(&Env::process(), defaults)?;
+    let clients = Clients::new(&load_sdk_config(&settings).await);
+    let arn = |p: &Planned| {
+        attributes
+            .arns
+            .get(&p.logical_id)
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    match cli.command {
+        Command::Create { env_file } => {
+            let mut outcomes = Vec::new();
+            for resource in &planned {
+                outcomes.push(local::create(&clients, resource, &arn(resource)).await?);
+            }
+            print_table(&planned, &outcomes);
+            write_env_file(&env_file, &planned, &outcomes)?;
+            println!("wrote {}", env_file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let mut outcomes = Vec::new();
+            for resource in &planned {
+                outcomes.push(local::inspect(&clients, resource, &arn(resource)).await);
+            }
+            print_table(&planned, &outcomes);
+            let missing = outcomes
+                .iter()
+                .filter(|o| o.state == State::Missing)
+                .count();
+            if missing > 0 {
+                eprintln!("{missing} resource(s) missing: run scripts/stack up");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exercise => {
+            let mut values = BTreeMap::new();
+            for resource in &planned {
+                let outcome = local::inspect(&clients, resource, &arn(resource)).await;
+                if outcome.state == State::Missing {
+                    return Err(format!(
+                        "{} {} is missing: run scripts/stack up",
+                        resource.spec.kind(),
+                        resource.name
+                    )
+                    .into());
+                }
+                values.insert(resource.env_var(), outcome.value);
+            }
+            exercise::run(&clients, &values).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_table(planned: &[Planned], outcomes: &[Outcome]) {
+    println!("{:<24} {:<16} {:<40} STATE", "RESOURCE", "KIND", "NAME");
+    for (resource, outcome) in planned.iter().zip(outcomes) {
+        println!(
+            "{:<24} {:<16} {:<40} {}",
+            resource.logical_id,
+            resource.spec.kind(),
+            resource.name,
+            outcome.state.label()
+        );
+    }
+}
+
+/// The variables a function reads, as `cargo lambda watch --env-file` and `source` take them.
+fn write_env_file(
+    path: &PathBuf,
+    planned: &[Planned],
+    outcomes: &[Outcome],
+) -> Result<(), BoxError> {
+    let mut text =
+        String::from("# Written by `scripts/stack up` from template.yaml; do not edit.\n");
+    let mut passed: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("AWS_ENDPOINT_URL")
+                || matches!(
+                    k.as_str(),
+                    "AWS_REGION"
+                        | "AWS_DEFAULT_REGION"
+                        | "AWS_ACCESS_KEY_ID"
+                        | "AWS_SECRET_ACCESS_KEY"
+                        | "AWS_EC2_METADATA_DISABLED"
+                )
+        })
+        .collect();
+    passed.sort();
+    for (k, v) in passed {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    for (resource, outcome) in planned.iter().zip(outcomes) {
+        text.push_str(&format!("{}={}\n", resource.env_var(), outcome.value));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
