@@ -165,7 +165,8 @@ pub struct ProvisioningClaim {
 /// The result of a claim: the business answer, not an error.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
-    /// The serial was ALLOWED (and the claim certificate matched); it is PROVISIONED now.
+    /// The serial was ALLOWED (and the claim certificate matched), or it is a retry of the
+    /// claim that provisioned it (same certificate); it is PROVISIONED now.
     Provisioned(RegistryEntry),
     /// The condition failed; `current` is the row as it was (None: unknown serial), taken
     /// from the failed write itself, not from a second read.
@@ -178,6 +179,36 @@ pub enum AddOutcome {
     Added,
     /// The serial is already in the Registry; it was left untouched.
     AlreadyPresent(Box<RegistryEntry>),
+}
+
+/// The result of counting a refused attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialOutcome {
+    /// Counted; the serial keeps its status.
+    Counted { attempts: u32 },
+    /// Counted, and the count reached the limit: the serial is LOCKED now.
+    Locked { attempts: u32 },
+    /// Not counted: the serial is unknown, REVOKED or already LOCKED.
+    NotCounted,
+}
+
+/// The result of revoking a serial.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RevokeOutcome {
+    /// Revoked; the row as it was before, so a caller can cut off its certificate too.
+    Revoked(Box<RegistryEntry>),
+    Unknown,
+}
+
+/// A refused attempt to record against a serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub serial: Serial,
+    /// Short reason code, e.g. `already-provisioned`.
+    pub reason: String,
+    pub at: OffsetDateTime,
+    /// The count at which the serial is locked.
+    pub lock_after: u32,
 }
 
 /// The Registry table, narrowed to what the functions and tools do with it.
@@ -194,22 +225,55 @@ pub trait Registry: Send + Sync {
         serial: &Serial,
     ) -> impl Future<Output = Result<Option<RegistryEntry>, StoreError>> + Send;
 
-    /// ALLOWED → PROVISIONED in one conditional write, also requiring the claim certificate
-    /// to be one of the entry's `claim_certificate_ids` when that list is not empty.
+    /// ALLOWED → PROVISIONED in one conditional write (see [`admits`]). A retry of the
+    /// claim that provisioned the serial (same certificate id) succeeds again without
+    /// changing the first provisioning time, so an answer lost to a timeout cannot lock a
+    /// device out; any other claim of a PROVISIONED serial is refused.
     fn claim(
         &self,
         claim: &ProvisioningClaim,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Counts a refused attempt against an ALLOWED or PROVISIONED serial and locks it once
+    /// the count reaches `lock_after`. Unknown serials are never created.
+    fn record_denial(
+        &self,
+        denial: &Denial,
+    ) -> impl Future<Output = Result<DenialOutcome, StoreError>> + Send;
+
+    /// Sets any existing serial to REVOKED.
+    fn revoke(
+        &self,
+        serial: &Serial,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
 }
 
-/// Whether `entry` admits `claim` (the rule both the DynamoDB condition and the fake apply).
-pub fn admits(entry: &RegistryEntry, claim_certificate_id: &str) -> bool {
-    entry.status == RegistryStatus::Allowed
-        && (entry.claim_certificate_ids.is_empty()
-            || entry
-                .claim_certificate_ids
-                .iter()
-                .any(|id| id == claim_certificate_id))
+/// Whether `entry` admits a claim (the rule both the DynamoDB condition and the fake apply):
+/// an ALLOWED entry whose batch list is empty or names the claim certificate, or a
+/// PROVISIONED entry being claimed again by the certificate that provisioned it.
+pub fn admits(entry: &RegistryEntry, claim: &ProvisioningRecord) -> bool {
+    match entry.status {
+        RegistryStatus::Allowed => {
+            entry.claim_certificate_ids.is_empty()
+                || entry
+                    .claim_certificate_ids
+                    .contains(&claim.claim_certificate_id)
+        }
+        RegistryStatus::Provisioned => entry
+            .provisioning
+            .as_ref()
+            .is_some_and(|p| p.certificate_id == claim.certificate_id),
+        RegistryStatus::Revoked | RegistryStatus::Locked => false,
+    }
+}
+
+/// Whether refused attempts against an entry in `status` count towards its lock.
+pub fn counts_denials(status: RegistryStatus) -> bool {
+    matches!(
+        status,
+        RegistryStatus::Allowed | RegistryStatus::Provisioned
+    )
 }
 
 #[cfg(test)]
@@ -247,14 +311,40 @@ mod tests {
         assert_eq!(RegistryStatus::parse("allowed"), None);
     }
 
+    fn record(certificate_id: &str, claim_certificate_id: &str) -> ProvisioningRecord {
+        ProvisioningRecord {
+            certificate_id: certificate_id.into(),
+            claim_certificate_id: claim_certificate_id.into(),
+            client_id: "client".into(),
+            at: time::macros::datetime!(2026-11-25 12:00:00 UTC),
+        }
+    }
+
     #[test]
-    fn admits_only_allowed_entries_with_a_matching_claim() {
+    fn admits_allowed_entries_with_a_matching_claim() {
         let mut entry = RegistryEntry::allowed(Serial::parse("SN1").unwrap(), "m", "thing-SN1");
-        assert!(admits(&entry, "any-claim"));
+        assert!(admits(&entry, &record("cert", "any-claim")));
         entry.claim_certificate_ids = vec!["claim-a".into()];
-        assert!(admits(&entry, "claim-a"));
-        assert!(!admits(&entry, "claim-b"));
+        assert!(admits(&entry, &record("cert", "claim-a")));
+        assert!(!admits(&entry, &record("cert", "claim-b")));
         entry.status = RegistryStatus::Revoked;
-        assert!(!admits(&entry, "claim-a"));
+        assert!(!admits(&entry, &record("cert", "claim-a")));
+        entry.status = RegistryStatus::Locked;
+        assert!(!admits(&entry, &record("cert", "claim-a")));
+    }
+
+    #[test]
+    fn admits_a_provisioned_entry_only_for_its_own_certificate() {
+        let mut entry = RegistryEntry::allowed(Serial::parse("SN1").unwrap(), "m", "thing-SN1");
+        entry.status = RegistryStatus::Provisioned;
+        entry.provisioning = Some(record("cert-1", "claim"));
+        assert!(
+            admits(&entry, &record("cert-1", "claim")),
+            "a retry of the same claim"
+        );
+        assert!(
+            !admits(&entry, &record("cert-2", "claim")),
+            "a replay with another certificate"
+        );
     }
 }

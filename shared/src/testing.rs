@@ -10,8 +10,8 @@ use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::error::StoreError;
 use crate::registry::{
-    AddOutcome, ClaimOutcome, ProvisioningClaim, Registry, RegistryEntry, RegistryStatus, Serial,
-    admits,
+    AddOutcome, ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord,
+    Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial, admits, counts_denials,
 };
 use crate::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
 use crate::telemetry::{DeviceId, TelemetryRecord};
@@ -96,14 +96,57 @@ impl Registry for InMemoryRegistry {
         self.behave().await?;
         let mut entries = lock(&self.entries);
         match entries.get_mut(&claim.serial) {
-            Some(entry) if admits(entry, &claim.record.claim_certificate_id) => {
+            Some(entry) if admits(entry, &claim.record) => {
+                // A retry keeps the first provisioning time, as the DynamoDB adapter does.
+                let at = entry
+                    .provisioning
+                    .as_ref()
+                    .map_or(claim.record.at, |p| p.at);
                 entry.status = RegistryStatus::Provisioned;
-                entry.provisioning = Some(claim.record.clone());
+                entry.provisioning = Some(ProvisioningRecord {
+                    at,
+                    ..claim.record.clone()
+                });
                 Ok(ClaimOutcome::Provisioned(entry.clone()))
             }
             current => Ok(ClaimOutcome::Refused {
                 current: current.map(|e| e.clone()),
             }),
+        }
+    }
+
+    async fn record_denial(&self, denial: &Denial) -> Result<DenialOutcome, StoreError> {
+        self.behave().await?;
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries
+            .get_mut(&denial.serial)
+            .filter(|e| counts_denials(e.status))
+        else {
+            return Ok(DenialOutcome::NotCounted);
+        };
+        entry.denied_attempts += 1;
+        let attempts = entry.denied_attempts;
+        if attempts >= denial.lock_after {
+            entry.status = RegistryStatus::Locked;
+            return Ok(DenialOutcome::Locked { attempts });
+        }
+        Ok(DenialOutcome::Counted { attempts })
+    }
+
+    async fn revoke(
+        &self,
+        serial: &Serial,
+        _at: time::OffsetDateTime,
+    ) -> Result<RevokeOutcome, StoreError> {
+        self.behave().await?;
+        let mut entries = lock(&self.entries);
+        match entries.get_mut(serial) {
+            None => Ok(RevokeOutcome::Unknown),
+            Some(entry) => {
+                let before = entry.clone();
+                entry.status = RegistryStatus::Revoked;
+                Ok(RevokeOutcome::Revoked(Box::new(before)))
+            }
         }
     }
 }
@@ -215,15 +258,14 @@ impl DeadLetterSink for RecordingDeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::ProvisioningRecord;
     use time::macros::datetime;
 
-    fn claim(serial: &str, claim_certificate_id: &str) -> ProvisioningClaim {
+    fn claim(serial: &str, certificate_id: &str) -> ProvisioningClaim {
         ProvisioningClaim {
             serial: Serial::parse(serial).unwrap(),
             record: ProvisioningRecord {
-                certificate_id: "cert".into(),
-                claim_certificate_id: claim_certificate_id.into(),
+                certificate_id: certificate_id.into(),
+                claim_certificate_id: "claim".into(),
                 client_id: "client".into(),
                 at: datetime!(2026-11-25 12:00:00 UTC),
             },
@@ -231,27 +273,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fake_registry_claims_once() {
+    async fn fake_registry_claims_once_per_certificate() {
         let registry = InMemoryRegistry::with_entries([RegistryEntry::allowed(
             Serial::parse("SN1").unwrap(),
             "m",
             "t",
         )]);
         assert!(matches!(
-            registry.claim(&claim("SN1", "c")).await,
+            registry.claim(&claim("SN1", "cert-1")).await,
             Ok(ClaimOutcome::Provisioned(_))
         ));
+        assert!(
+            matches!(
+                registry.claim(&claim("SN1", "cert-1")).await,
+                Ok(ClaimOutcome::Provisioned(_))
+            ),
+            "retry"
+        );
         let Ok(ClaimOutcome::Refused {
             current: Some(current),
-        }) = registry.claim(&claim("SN1", "c")).await
+        }) = registry.claim(&claim("SN1", "cert-2")).await
         else {
-            panic!("second claim must be refused with the current entry")
+            panic!("a claim with another certificate must be refused with the current entry")
         };
         assert_eq!(current.status, RegistryStatus::Provisioned);
         assert!(matches!(
-            registry.claim(&claim("SN2", "c")).await,
+            registry.claim(&claim("SN2", "cert-1")).await,
             Ok(ClaimOutcome::Refused { current: None })
         ));
+    }
+
+    #[tokio::test]
+    async fn fake_registry_locks_at_the_limit_and_never_creates_unknown_serials() {
+        let registry = InMemoryRegistry::with_entries([RegistryEntry::allowed(
+            Serial::parse("SN1").unwrap(),
+            "m",
+            "t",
+        )]);
+        let denial = |serial: &str| Denial {
+            serial: Serial::parse(serial).unwrap(),
+            reason: "wrong-claim-certificate".into(),
+            at: datetime!(2026-11-25 12:00:00 UTC),
+            lock_after: 2,
+        };
+        assert_eq!(
+            registry.record_denial(&denial("SN1")).await,
+            Ok(DenialOutcome::Counted { attempts: 1 })
+        );
+        assert_eq!(
+            registry.record_denial(&denial("SN1")).await,
+            Ok(DenialOutcome::Locked { attempts: 2 })
+        );
+        assert_eq!(
+            registry.record_denial(&denial("SN1")).await,
+            Ok(DenialOutcome::NotCounted)
+        );
+        assert_eq!(
+            registry.record_denial(&denial("SN9")).await,
+            Ok(DenialOutcome::NotCounted)
+        );
+        assert!(registry.entry("SN9").is_none());
     }
 
     #[tokio::test]

@@ -13,8 +13,8 @@ use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
 use fleetwire::device_state::{DeviceStateStore, WriteOutcome};
 use fleetwire::error::StoreError;
 use fleetwire::registry::{
-    AddOutcome, ClaimOutcome, ProvisioningClaim, ProvisioningRecord, Registry, RegistryEntry,
-    RegistryStatus, Serial,
+    AddOutcome, ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord,
+    Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial,
 };
 use fleetwire::retry::RetryPolicy;
 use fleetwire::stream::{StreamRecord, StreamSink};
@@ -118,7 +118,7 @@ async fn conditional_put_succeeds_then_reports_the_existing_item_as_a_value() {
 }
 
 #[tokio::test]
-async fn claim_moves_allowed_to_provisioned_exactly_once() {
+async fn claim_moves_allowed_to_provisioned_once_and_refuses_other_certificates() {
     let registry = registry().await;
     let serial = Serial::parse(&format!("SN-{}", run_id())).unwrap();
     expect_ok(
@@ -138,14 +138,106 @@ async fn claim_moves_allowed_to_provisioned_exactly_once() {
     assert_eq!(entry.status, RegistryStatus::Provisioned);
     assert_eq!(entry.provisioning, Some(claim.record.clone()));
 
+    // The same claim again (an answer lost to a timeout) is let through, first time kept.
+    let mut retry = claim.clone();
+    retry.record.at += time::Duration::seconds(5);
+    let ClaimOutcome::Provisioned(again) = expect_ok(registry.claim(&retry).await) else {
+        panic!("retry refused")
+    };
+    assert_eq!(again.provisioning, Some(claim.record.clone()));
+
+    let mut replay = provisioning(&serial, "claim-1");
+    replay.record.certificate_id = "cert-of-an-attacker".into();
     let ClaimOutcome::Refused {
         current: Some(current),
-    } = expect_ok(registry.claim(&claim).await)
+    } = expect_ok(registry.claim(&replay).await)
     else {
         panic!("replay must be refused with the row as it was")
     };
     assert_eq!(current.status, RegistryStatus::Provisioned);
     assert_eq!(current.provisioning, Some(claim.record));
+}
+
+#[tokio::test]
+async fn denials_are_counted_then_lock_the_serial_and_unknown_serials_stay_unknown() {
+    let registry = registry().await;
+    let serial = Serial::parse(&format!("SN-{}", run_id())).unwrap();
+    expect_ok(
+        registry
+            .add(&RegistryEntry::allowed(
+                serial.clone(),
+                "m",
+                format!("car-{serial}"),
+            ))
+            .await,
+    );
+    let denial = |serial: &Serial| Denial {
+        serial: serial.clone(),
+        reason: "wrong-claim-certificate".into(),
+        at: OffsetDateTime::now_utc(),
+        lock_after: 3,
+    };
+    assert_eq!(
+        expect_ok(registry.record_denial(&denial(&serial)).await),
+        DenialOutcome::Counted { attempts: 1 }
+    );
+    assert_eq!(
+        expect_ok(registry.record_denial(&denial(&serial)).await),
+        DenialOutcome::Counted { attempts: 2 }
+    );
+    assert_eq!(
+        expect_ok(registry.record_denial(&denial(&serial)).await),
+        DenialOutcome::Locked { attempts: 3 }
+    );
+    assert_eq!(
+        expect_ok(registry.record_denial(&denial(&serial)).await),
+        DenialOutcome::NotCounted
+    );
+    let locked = expect_ok(registry.get(&serial).await).unwrap();
+    assert_eq!(
+        (locked.status, locked.denied_attempts),
+        (RegistryStatus::Locked, 3)
+    );
+    assert!(matches!(
+        expect_ok(registry.claim(&provisioning(&serial, "c")).await),
+        ClaimOutcome::Refused { .. }
+    ));
+
+    let unknown = Serial::parse(&format!("SN-unknown-{}", run_id())).unwrap();
+    assert_eq!(
+        expect_ok(registry.record_denial(&denial(&unknown)).await),
+        DenialOutcome::NotCounted
+    );
+    assert_eq!(
+        expect_ok(registry.get(&unknown).await),
+        None,
+        "an unknown serial is never created"
+    );
+}
+
+#[tokio::test]
+async fn revoked_serial_cannot_be_claimed() {
+    let registry = registry().await;
+    let serial = Serial::parse(&format!("SN-{}", run_id())).unwrap();
+    let entry = RegistryEntry::allowed(serial.clone(), "m", format!("car-{serial}"));
+    expect_ok(registry.add(&entry).await);
+    assert_eq!(
+        expect_ok(registry.revoke(&serial, OffsetDateTime::now_utc()).await),
+        RevokeOutcome::Revoked(Box::new(entry))
+    );
+    let ClaimOutcome::Refused {
+        current: Some(current),
+    } = expect_ok(registry.claim(&provisioning(&serial, "c")).await)
+    else {
+        panic!("a revoked serial must be refused")
+    };
+    assert_eq!(current.status, RegistryStatus::Revoked);
+    let unknown = Serial::parse(&format!("SN-unknown-{}", run_id())).unwrap();
+    assert_eq!(
+        expect_ok(registry.revoke(&unknown, OffsetDateTime::now_utc()).await),
+        RevokeOutcome::Unknown
+    );
+    assert_eq!(expect_ok(registry.get(&unknown).await), None);
 }
 
 #[tokio::test]

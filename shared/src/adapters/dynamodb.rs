@@ -14,8 +14,8 @@ use super::item::{Item, ItemReader, json_to_attribute};
 use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::error::StoreError;
 use crate::registry::{
-    AddOutcome, ClaimOutcome, ProvisioningClaim, ProvisioningRecord, Registry, RegistryEntry,
-    RegistryStatus, Serial,
+    AddOutcome, ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord,
+    Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial,
 };
 use crate::telemetry::{DeviceId, TelemetryRecord};
 
@@ -170,13 +170,15 @@ impl Registry for DynamoRegistry {
             .update_item()
             .table_name(&self.table)
             .key("serial", s(claim.serial.as_str()))
+            // A retry by the certificate that provisioned the serial keeps the first time.
             .update_expression(
                 "SET #status = :provisioned, certificate_id = :certificate, claim_certificate_id = :claim, \
-                 client_id = :client, provisioned_at = :at",
+                 client_id = :client, provisioned_at = if_not_exists(provisioned_at, :at)",
             )
             .condition_expression(
-                "#status = :allowed AND \
-                 (attribute_not_exists(claim_certificate_ids) OR contains(claim_certificate_ids, :claim))",
+                "(#status = :allowed AND \
+                  (attribute_not_exists(claim_certificate_ids) OR contains(claim_certificate_ids, :claim))) \
+                 OR (#status = :provisioned AND certificate_id = :certificate)",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":provisioned", s(RegistryStatus::Provisioned.as_str()))
@@ -203,6 +205,132 @@ impl Registry for DynamoRegistry {
                 }
                 _ => Err(StoreError::from_sdk(CALL, err)),
             },
+        }
+    }
+
+    async fn record_denial(&self, denial: &Denial) -> Result<DenialOutcome, StoreError> {
+        const CALL: &str = "DynamoDB.UpdateItem";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("serial", s(denial.serial.as_str()))
+            .update_expression(
+                "SET denied_attempts = if_not_exists(denied_attempts, :zero) + :one, \
+                 last_denied_at = :at, last_denied_reason = :reason",
+            )
+            // Only existing ALLOWED or PROVISIONED rows: an unknown serial is never created.
+            .condition_expression("#status IN (:allowed, :provisioned)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":allowed", s(RegistryStatus::Allowed.as_str()))
+            .expression_attribute_values(":provisioned", s(RegistryStatus::Provisioned.as_str()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":at", s(rfc3339(denial.at)))
+            .expression_attribute_values(":reason", s(&denial.reason))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(DenialOutcome::NotCounted);
+            }
+            Err(err) => return Err(StoreError::from_sdk(CALL, err)),
+        };
+        let attributes = output.attributes().cloned().unwrap_or_default();
+        let attempts: u32 = ItemReader {
+            call: CALL,
+            item: &attributes,
+        }
+        .number("denied_attempts")?
+        .unwrap_or(1);
+        if attempts < denial.lock_after {
+            return Ok(DenialOutcome::Counted { attempts });
+        }
+        self.lock_if_over(denial, attempts).await
+    }
+
+    async fn revoke(
+        &self,
+        serial: &Serial,
+        at: OffsetDateTime,
+    ) -> Result<RevokeOutcome, StoreError> {
+        const CALL: &str = "DynamoDB.UpdateItem";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("serial", s(serial.as_str()))
+            .update_expression("SET #status = :revoked, revoked_at = :at")
+            .condition_expression("attribute_exists(serial)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":revoked", s(RegistryStatus::Revoked.as_str()))
+            .expression_attribute_values(":at", s(rfc3339(at)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::corrupt(CALL, "no ALL_OLD image returned"))?;
+                Ok(RevokeOutcome::Revoked(Box::new(registry_entry(
+                    CALL, item,
+                )?)))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(RevokeOutcome::Unknown)
+            }
+            Err(err) => Err(StoreError::from_sdk(CALL, err)),
+        }
+    }
+}
+
+impl DynamoRegistry {
+    /// Second step of [`Registry::record_denial`]: lock when the count reached the limit,
+    /// unless an operator changed the status meanwhile.
+    async fn lock_if_over(
+        &self,
+        denial: &Denial,
+        attempts: u32,
+    ) -> Result<DenialOutcome, StoreError> {
+        const CALL: &str = "DynamoDB.UpdateItem";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("serial", s(denial.serial.as_str()))
+            .update_expression("SET #status = :locked, locked_at = :at")
+            .condition_expression(
+                "#status IN (:allowed, :provisioned) AND denied_attempts >= :limit",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":locked", s(RegistryStatus::Locked.as_str()))
+            .expression_attribute_values(":allowed", s(RegistryStatus::Allowed.as_str()))
+            .expression_attribute_values(":provisioned", s(RegistryStatus::Provisioned.as_str()))
+            .expression_attribute_values(":limit", AttributeValue::N(denial.lock_after.to_string()))
+            .expression_attribute_values(":at", s(rfc3339(denial.at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(DenialOutcome::Locked { attempts }),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(DenialOutcome::Counted { attempts })
+            }
+            Err(err) => Err(StoreError::from_sdk(CALL, err)),
         }
     }
 }

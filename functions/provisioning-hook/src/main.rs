@@ -1,0 +1,33 @@
+//! The provisioning-hook Lambda: reads its configuration, builds the DynamoDB client once,
+//! and serves IoT Core's pre-provisioning hook requests.
+
+use std::convert::Infallible;
+
+use fleetwire::adapters::DynamoRegistry;
+use fleetwire::aws::{SdkSettings, load_sdk_config};
+use fleetwire::config::{ConfigError, Env};
+use lambda_runtime::{LambdaEvent, service_fn};
+use provisioning_hook::{HookConfig, ProvisioningHook, config::SDK_DEFAULTS};
+use serde_json::Value;
+
+async fn init() -> Result<ProvisioningHook<DynamoRegistry>, ConfigError> {
+    let env = Env::process();
+    let config = HookConfig::from_env(&env)?;
+    let sdk = load_sdk_config(&SdkSettings::from_env(&env, SDK_DEFAULTS)?).await;
+    let registry = DynamoRegistry::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.registry_table.clone(),
+    );
+    Ok(ProvisioningHook::new(registry, config))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    fleetwire::logging::init();
+    let hook = fleetwire::init::or_report(init().await).await?;
+    let hook = &hook;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<_, Infallible>(hook.handle(&event.payload).await)
+    }))
+    .await
+}

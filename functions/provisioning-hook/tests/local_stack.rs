@@ -1,0 +1,262 @@
+//! The hook against DynamoDB Local (through the real adapter), and the built binary under
+//! `cargo lambda watch` answering every file of `events/provisioning-hook/` as expected.
+//! Run by `scripts/test` after `scripts/stack up`; without the stack they fail saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetwire::adapters::DynamoRegistry;
+use fleetwire::aws::{SdkSettings, load_sdk_config};
+use fleetwire::registry::{Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial};
+use provisioning_hook::{HookConfig, HookResponse, ProvisioningHook};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+const START_HINT: &str =
+    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn event(name: &str) -> Value {
+    let path = root().join("events/provisioning-hook").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+async fn registry() -> DynamoRegistry {
+    let config = load_sdk_config(&SdkSettings {
+        max_attempts: 2,
+        ..SdkSettings::default()
+    })
+    .await;
+    DynamoRegistry::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        var("REGISTRY_TABLE"),
+    )
+}
+
+fn run_id() -> String {
+    format!(
+        "{}{:04}",
+        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
+        fastrand_u16()
+    )
+}
+
+fn fastrand_u16() -> u16 {
+    // Nanosecond jitter is enough to keep concurrent tests' serials apart.
+    u16::try_from(OffsetDateTime::now_utc().nanosecond() % 10_000).unwrap_or(0)
+}
+
+fn config(lock_after: u32) -> HookConfig {
+    HookConfig {
+        registry_table: var("REGISTRY_TABLE"),
+        serial_parameter: "SerialNumber".into(),
+        budget: Duration::from_secs(3),
+        lock_after,
+    }
+}
+
+fn request(serial: &Serial, certificate_id: &str) -> Value {
+    let mut request = event("allowed.json");
+    request["parameters"]["SerialNumber"] = json!(serial.as_str());
+    request["certificateId"] = json!(certificate_id);
+    request
+}
+
+async fn allowed_serial(registry: &DynamoRegistry) -> Serial {
+    let serial = Serial::parse(&format!("SN-IT-{}", run_id())).unwrap();
+    registry
+        .add(&RegistryEntry::allowed(
+            serial.clone(),
+            "sensor-v2",
+            format!("thing-{serial}"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"));
+    serial
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_for_one_allowed_serial_allow_exactly_one() {
+    let registry = registry().await;
+    let serial = allowed_serial(&registry).await;
+    let hook = Arc::new(ProvisioningHook::new(registry, config(1_000)));
+    let tasks: Vec<_> = (0..50)
+        .map(|n| {
+            let hook = Arc::clone(&hook);
+            let request = request(&serial, &format!("certificate-{n}"));
+            tokio::spawn(async move { hook.handle(&request).await })
+        })
+        .collect();
+    let mut allowed = Vec::new();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        if answer.allow_provisioning {
+            allowed.push(answer);
+        }
+    }
+    assert_eq!(
+        allowed.len(),
+        1,
+        "exactly one of 50 concurrent requests is allowed"
+    );
+    assert_eq!(
+        allowed[0].parameter_overrides["ThingName"],
+        format!("thing-{serial}")
+    );
+}
+
+#[tokio::test]
+async fn replay_with_another_certificate_is_denied_and_a_retry_is_not() {
+    let registry = registry().await;
+    let serial = allowed_serial(&registry).await;
+    let hook = ProvisioningHook::new(registry, config(5));
+    assert!(
+        hook.handle(&request(&serial, "cert-first"))
+            .await
+            .allow_provisioning
+    );
+    assert!(
+        hook.handle(&request(&serial, "cert-first"))
+            .await
+            .allow_provisioning,
+        "IoT Core retrying"
+    );
+    assert_eq!(
+        hook.handle(&request(&serial, "cert-replay")).await,
+        HookResponse::deny()
+    );
+}
+
+#[tokio::test]
+async fn revoked_serial_is_denied() {
+    let registry = registry().await;
+    let serial = allowed_serial(&registry).await;
+    assert!(matches!(
+        registry.revoke(&serial, OffsetDateTime::now_utc()).await,
+        Ok(RevokeOutcome::Revoked(_))
+    ));
+    let hook = ProvisioningHook::new(registry, config(5));
+    assert_eq!(
+        hook.handle(&request(&serial, "cert")).await,
+        HookResponse::deny()
+    );
+}
+
+#[tokio::test]
+async fn denied_attempts_are_counted_and_lock_the_serial() {
+    let registry = registry().await;
+    let serial = allowed_serial(&registry).await;
+    let check = registry.clone();
+    let hook = ProvisioningHook::new(registry, config(3));
+    assert!(
+        hook.handle(&request(&serial, "cert-owner"))
+            .await
+            .allow_provisioning
+    );
+    for attempt in 1..=3u32 {
+        assert!(
+            !hook
+                .handle(&request(&serial, &format!("cert-clone-{attempt}")))
+                .await
+                .allow_provisioning
+        );
+        let entry = check.get(&serial).await.unwrap().unwrap();
+        assert_eq!(entry.denied_attempts, attempt);
+    }
+    let locked = check.get(&serial).await.unwrap().unwrap();
+    assert_eq!(locked.status, RegistryStatus::Locked);
+    assert!(
+        !hook
+            .handle(&request(&serial, "cert-owner"))
+            .await
+            .allow_provisioning,
+        "locked until an operator acts"
+    );
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    event: String,
+    why: String,
+    response: HookResponse,
+}
+
+/// Loads `events/provisioning-hook/registry.json` into the table, replacing earlier runs' rows.
+async fn load_fixture_registry() {
+    let config = load_sdk_config(&SdkSettings::default()).await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = var("REGISTRY_TABLE");
+    let entries: Vec<RegistryEntry> = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/provisioning-hook/registry.json")).unwrap(),
+    )
+    .unwrap();
+    let registry = DynamoRegistry::new(client.clone(), &table);
+    for entry in entries {
+        client
+            .delete_item()
+            .table_name(&table)
+            .key(
+                "serial",
+                aws_sdk_dynamodb::types::AttributeValue::S(entry.serial.to_string()),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}\n{START_HINT}"));
+        registry.add(&entry).await.unwrap();
+    }
+}
+
+/// Invokes the function the way a developer would: `cargo lambda invoke --data-file`.
+fn invoke_under_watch(event_file: &Path) -> Value {
+    let cargo_lambda = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".into());
+    let port = std::env::var("FLEETWIRE_LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
+    let output = Command::new(&cargo_lambda)
+        .args([
+            "lambda",
+            "invoke",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port,
+            "provisioning-hook",
+        ])
+        .arg("--data-file")
+        .arg(event_file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo_lambda}: {e}; run scripts/setup"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "cargo lambda invoke failed ({}): {}{}\nis `cargo lambda watch` running? scripts/stack up starts it",
+        output.status,
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not a JSON answer ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn binary_under_cargo_lambda_watch_answers_every_sample_event_as_expected() {
+    load_fixture_registry().await;
+    let expected: Vec<Expected> = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/provisioning-hook/expected.json")).unwrap(),
+    )
+    .unwrap();
+    for case in expected {
+        let answer = invoke_under_watch(&root().join("events/provisioning-hook").join(&case.event));
+        let answer: HookResponse =
+            serde_json::from_value(answer.clone()).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(answer, case.response, "{}: {}", case.event, case.why);
+    }
+}
