@@ -21,10 +21,23 @@ pub struct DeadLetter {
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+    /// The MQTT topic (or HTTP route) the input came in on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// When IoT Core (or the API) received it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub received_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub rejected_at: OffsetDateTime,
-    /// The input exactly as received.
+    /// The input exactly as received, when it is JSON.
     pub payload: Value,
+    /// The input as base64, when it is not JSON (then `payload` is null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
 }
 
 pub trait DeadLetterSink: Send + Sync {

@@ -32,6 +32,8 @@ pub struct DeliveryReport {
     pub failed: Vec<FailedRecord>,
     /// Service calls made, retries included (for throughput accounting).
     pub calls: usize,
+    /// Record sends beyond the first, i.e. entries resent after a failure.
+    pub retried: usize,
 }
 
 impl DeliveryReport {

@@ -69,6 +69,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 3,
         base_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
+        budget: Duration::from_secs(10),
     }
 }
 
@@ -449,8 +450,11 @@ async fn dead_letters_are_sent_and_received_with_their_reason() {
             errors: vec![format!("temperature: {n} is outside -90..=150 °C")],
             source: "local-stack-test".into(),
             device_id: Some(format!("car-{run}")),
+            topic: None,
+            received_at: None,
             rejected_at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
             payload: json!({"run": run, "n": n}),
+            payload_base64: None,
         })
         .collect();
     expect_ok(sink.send(&letters).await);

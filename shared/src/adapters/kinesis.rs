@@ -42,12 +42,11 @@ impl KinesisSink {
         indices: Vec<usize>,
         report: &mut DeliveryReport,
     ) {
+        let started = tokio::time::Instant::now();
         let mut pending: Vec<(usize, Option<EntryError>)> =
             indices.into_iter().map(|i| (i, None)).collect();
-        for attempt in 1..=self.retry.max_attempts {
-            if attempt > 1 {
-                tokio::time::sleep(self.retry.backoff(attempt - 1)).await;
-            }
+        let mut attempt = 1;
+        loop {
             report.calls += 1;
             let indices: Vec<usize> = pending.iter().map(|(i, _)| *i).collect();
             let outcomes = self.call(records, &indices).await;
@@ -63,6 +62,12 @@ impl KinesisSink {
             if pending.is_empty() {
                 return;
             }
+            let Some(wait) = self.retry.next_wait(attempt, started.elapsed()) else {
+                break;
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            report.retried += pending.len();
         }
         report.failed.extend(
             pending

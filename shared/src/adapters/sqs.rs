@@ -48,10 +48,16 @@ impl SqsDeadLetters {
         const CALL: &str = "SQS.SendMessageBatch";
         let mut pending: Vec<&(usize, &DeadLetter, String)> = batch.iter().collect();
         let mut last_problem = String::new();
-        for attempt in 1..=self.retry.max_attempts {
-            if attempt > 1 {
-                tokio::time::sleep(self.retry.backoff(attempt - 1)).await;
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            if attempt > 0 {
+                let Some(wait) = self.retry.next_wait(attempt, started.elapsed()) else {
+                    break;
+                };
+                tokio::time::sleep(wait).await;
             }
+            attempt += 1;
             let entries = pending
                 .iter()
                 .map(|(index, letter, body)| {
@@ -85,6 +91,7 @@ impl SqsDeadLetters {
                     continue;
                 }
             };
+
             if let Some(fault) = output.failed().iter().find(|f| f.sender_fault()) {
                 return Err(StoreError::Rejected {
                     call: CALL.into(),
@@ -103,9 +110,8 @@ impl SqsDeadLetters {
         Err(StoreError::Unavailable {
             call: CALL.into(),
             message: format!(
-                "{} dead letters not stored after {} attempts: {last_problem}",
-                pending.len(),
-                self.retry.max_attempts
+                "{} dead letters not stored after {attempt} attempts: {last_problem}",
+                pending.len()
             ),
         })
     }
@@ -201,8 +207,11 @@ mod tests {
             errors: vec!["temperature: is required".into()],
             source: "telemetry-ingest".into(),
             device_id: Some("car-1".into()),
+            topic: None,
+            received_at: None,
             rejected_at: datetime!(2026-11-25 12:00:00 UTC),
             payload,
+            payload_base64: None,
         }
     }
 

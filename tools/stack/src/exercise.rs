@@ -34,6 +34,7 @@ pub async fn run(clients: &Clients, values: &BTreeMap<String, String>) -> Result
         max_attempts: 3,
         base_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(100),
+        budget: Duration::from_secs(10),
     };
 
     let registry = DynamoRegistry::new(clients.dynamodb.clone(), need(values, "REGISTRY_TABLE")?);
@@ -109,8 +110,11 @@ pub async fn run(clients: &Clients, values: &BTreeMap<String, String>) -> Result
             errors: vec!["temperature: 451 is outside -90..=150 °C".into()],
             source: "fleetwire-stack".into(),
             device_id: Some(format!("demo-car-{suffix}")),
+            topic: None,
+            received_at: None,
             rejected_at: now,
             payload: json!({"device_id": format!("demo-car-{suffix}"), "temperature": 451}),
+            payload_base64: None,
         }])
         .await?;
     println!(
