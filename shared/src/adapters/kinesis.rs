@@ -261,6 +261,38 @@ mod tests {
     }
 
     #[test]
+    fn exactly_500_records_fit_one_call_and_501_need_two() {
+        let records: Vec<_> = (0..500).map(|_| record(10)).collect();
+        assert_eq!(plan_calls(&records).0.len(), 1);
+        let records: Vec<_> = (0..501).map(|_| record(10)).collect();
+        assert_eq!(
+            plan_calls(&records)
+                .0
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            vec![500, 1]
+        );
+    }
+
+    #[test]
+    fn exactly_5_mib_fits_one_call_and_one_byte_more_needs_two() {
+        // Five records of exactly 1 MiB (data plus key) fill a call to the byte.
+        let records: Vec<_> = (0..5).map(|_| record(MAX_RECORD_BYTES)).collect();
+        assert_eq!(plan_calls(&records).0.len(), 1);
+        let mut records = records;
+        records.push(record(1));
+        assert_eq!(
+            plan_calls(&records)
+                .0
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            vec![5, 1]
+        );
+    }
+
+    #[test]
     fn oversized_records_are_set_apart() {
         let records = vec![record(10), record(MAX_RECORD_BYTES + 1), record(10)];
         let (calls, oversized) = plan_calls(&records);

@@ -1,0 +1,302 @@
+//! The ingest core with in-memory stream and dead-letter queue.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fleetwire::retry::RetryPolicy;
+use fleetwire::testing::{Behaviour, RecordingDeadLetters, RecordingStream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::macros::datetime;
+
+use super::*;
+use crate::config::Backend;
+
+/// The sample events were received at 08:00:00; they are judged 30 s later.
+const NOW: OffsetDateTime = datetime!(2026-11-25 08:00:30 UTC);
+
+fn event(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/telemetry-ingest")
+        .join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+fn config() -> IngestConfig {
+    IngestConfig {
+        backend: Backend::Kinesis { stream: "s".into() },
+        dead_letter_queue_url: "q".into(),
+        max_batch: 100,
+        limits: TimestampLimits::default(),
+        sink_retry: RetryPolicy::default(),
+        dead_letter_retry: RetryPolicy::default(),
+    }
+}
+
+fn ingest() -> Ingest<RecordingStream, RecordingDeadLetters> {
+    Ingest::new(
+        RecordingStream::default(),
+        RecordingDeadLetters::default(),
+        &config(),
+    )
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    event: String,
+    accepted: usize,
+    rejected: BTreeMap<String, usize>,
+    field: Option<String>,
+}
+
+#[tokio::test]
+async fn every_sample_event_is_accepted_or_rejected_as_expected() {
+    let expected: Vec<Expected> = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/telemetry-ingest/expected.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(expected.len() >= 15);
+    for case in expected {
+        let ingest = ingest();
+        let summary = ingest.handle(&event(&case.event), NOW).await.unwrap();
+        let rejected: BTreeMap<String, usize> = summary
+            .rejected
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        assert_eq!(
+            (summary.accepted, &rejected),
+            (case.accepted, &case.rejected),
+            "{}",
+            case.event
+        );
+        assert_eq!(
+            ingest.sink.delivered().len(),
+            case.accepted,
+            "{}",
+            case.event
+        );
+        let letters = ingest.dead_letters.sent();
+        assert_eq!(
+            letters.len(),
+            case.rejected.values().sum::<usize>(),
+            "{}: one dead letter per reject",
+            case.event
+        );
+        if let Some(field) = case.field {
+            assert!(
+                letters[0]
+                    .errors
+                    .iter()
+                    .any(|e| e.starts_with(&format!("{field}:"))),
+                "{}: {:?}",
+                case.event,
+                letters[0].errors
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn accepted_record_is_enriched_and_keyed_by_device() {
+    let ingest = ingest();
+    ingest
+        .handle(&event("extra-fields.json"), NOW)
+        .await
+        .unwrap();
+    let [record] = &ingest.sink.delivered()[..] else {
+        panic!("one record")
+    };
+    assert_eq!(record.partition_key, "car-0001");
+    let data: Value = serde_json::from_slice(&record.data).unwrap();
+    assert_eq!(data["received_at"], "2026-11-25T08:00:00Z");
+    assert_eq!(data["temperature_fahrenheit"], 70.7);
+    assert_eq!(
+        (
+            data["hour"].as_u64(),
+            data["day_of_week"].as_u64(),
+            data["is_weekend"].as_bool()
+        ),
+        (Some(7), Some(3), Some(false))
+    );
+    assert_eq!(data["record_id"].as_str().map(str::len), Some(32));
+    assert_eq!(data["odometer_km"], 48211.7, "unknown fields are kept");
+    assert_eq!(data["battery"]["cells"][1], 3.92);
+    assert!(
+        data.get("thing_name").is_none(),
+        "the rule's own fields are not part of the record"
+    );
+}
+
+#[tokio::test]
+async fn spoofed_record_is_dead_lettered_with_topic_time_and_payload() {
+    let ingest = ingest();
+    ingest
+        .handle(&event("spoofed-device-id.json"), NOW)
+        .await
+        .unwrap();
+    let [letter] = &ingest.dead_letters.sent()[..] else {
+        panic!("one letter")
+    };
+    assert_eq!(letter.reason, "spoofed");
+    assert_eq!(letter.source, "telemetry-ingest");
+    assert_eq!(letter.topic.as_deref(), Some("fleet/car-0001/telemetry"));
+    assert_eq!(letter.received_at, Some(datetime!(2026-11-25 08:00:00 UTC)));
+    assert_eq!(letter.device_id.as_deref(), Some("car-0002"));
+    assert_eq!(
+        letter.errors,
+        vec![r#"device_id: "car-0002" is not the sender, which is "car-0001""#]
+    );
+    assert_eq!(letter.payload["device_id"], "car-0002");
+    assert!(ingest.sink.delivered().is_empty());
+}
+
+#[tokio::test]
+async fn not_json_payload_is_kept_as_base64() {
+    let ingest = ingest();
+    ingest
+        .handle(&event("malformed-json.json"), NOW)
+        .await
+        .unwrap();
+    let [letter] = &ingest.dead_letters.sent()[..] else {
+        panic!("one letter")
+    };
+    assert_eq!(letter.reason, "malformed_json");
+    assert_eq!(letter.payload, Value::Null);
+    assert_eq!(
+        letter.payload_base64.as_deref(),
+        event("malformed-json.json")["payload_base64"].as_str()
+    );
+}
+
+#[tokio::test]
+async fn every_field_error_of_a_record_is_in_its_letter() {
+    let ingest = ingest();
+    let bad = json!({"device_id": "car-0001", "timestamp": "soon", "temperature": 500, "humidity": "wet",
+        "thing_name": "car-0001", "received_at": 1795593600000_i64});
+    ingest.handle(&bad, NOW).await.unwrap();
+    let letter = &ingest.dead_letters.sent()[0];
+    let fields: Vec<&str> = letter
+        .errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["timestamp", "temperature", "humidity", "pressure"]
+    );
+}
+
+#[tokio::test]
+async fn batch_over_the_maximum_is_rejected_whole() {
+    let mut config = config();
+    config.max_batch = 3;
+    let ingest = Ingest::new(
+        RecordingStream::default(),
+        RecordingDeadLetters::default(),
+        &config,
+    );
+    let summary = ingest
+        .handle(&event("valid-batch.json"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(summary.accepted, 0);
+    assert_eq!(summary.rejected, BTreeMap::from([("batch_too_large", 5)]));
+    assert!(ingest.dead_letters.sent()[0].errors[0].contains("at most 3"));
+}
+
+#[tokio::test]
+async fn event_without_thing_name_cannot_be_attributed_and_is_rejected() {
+    let ingest = ingest();
+    let mut reading = event("valid-reading.json");
+    reading.as_object_mut().unwrap().remove("thing_name");
+    let summary = ingest.handle(&reading, NOW).await.unwrap();
+    assert_eq!(
+        summary.rejected,
+        BTreeMap::from([("missing_thing_name", 1)])
+    );
+}
+
+#[tokio::test]
+async fn records_the_sink_never_takes_go_to_the_dead_letter_queue() {
+    let ingest = ingest();
+    ingest.sink.fail_partition_key("car-0001");
+    let summary = ingest
+        .handle(&event("valid-batch.json"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(summary.accepted, 0);
+    assert_eq!(summary.rejected, BTreeMap::from([("sink_unavailable", 5)]));
+    let letters = ingest.dead_letters.sent();
+    assert_eq!(letters.len(), 5);
+    assert!(letters[0].errors[0].starts_with("ProvisionedThroughputExceededException"));
+    assert_eq!(
+        letters[0].payload["device_id"], "car-0001",
+        "the enriched record is kept"
+    );
+    assert!(letters[0].payload["record_id"].is_string());
+}
+
+#[tokio::test]
+async fn dead_letter_queue_failure_fails_the_invocation() {
+    let ingest = ingest();
+    ingest
+        .dead_letters
+        .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
+            call: "SQS.SendMessageBatch".into(),
+            message: "down".into(),
+        }));
+    let err = ingest
+        .handle(&event("spoofed-device-id.json"), NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("1 rejected records not stored"),
+        "{err}"
+    );
+    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "DeadLetterUnavailable");
+}
+
+#[tokio::test]
+async fn all_good_input_never_touches_the_dead_letter_queue() {
+    let ingest = ingest();
+    ingest
+        .dead_letters
+        .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
+            call: "x".into(),
+            message: "y".into(),
+        }));
+    let summary = ingest
+        .handle(&event("valid-batch.json"), NOW)
+        .await
+        .unwrap();
+    assert_eq!((summary.accepted, summary.dead_lettered), (5, 0));
+}
+
+#[tokio::test]
+async fn same_reading_twice_has_the_same_record_id() {
+    let ingest = ingest();
+    ingest
+        .handle(&event("valid-reading.json"), NOW)
+        .await
+        .unwrap();
+    ingest
+        .handle(&event("valid-reading.json"), NOW + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let ids: Vec<Value> = ingest
+        .sink
+        .delivered()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.data).unwrap()["record_id"].clone())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+}
