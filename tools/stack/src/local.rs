@@ -172,14 +172,23 @@ async fn create_table(
 async fn create_stream(
     clients: &Clients,
     resource: &Planned,
-    shards: i32,
+    shards: Option<i32>,
     retention_hours: i32,
 ) -> Result<State, BoxError> {
+    let mode = match shards {
+        Some(_) => aws_sdk_kinesis::types::StreamMode::Provisioned,
+        None => aws_sdk_kinesis::types::StreamMode::OnDemand,
+    };
     let result = clients
         .kinesis
         .create_stream()
         .stream_name(&resource.name)
-        .shard_count(shards)
+        .set_shard_count(shards)
+        .stream_mode_details(
+            aws_sdk_kinesis::types::StreamModeDetails::builder()
+                .stream_mode(mode)
+                .build()?,
+        )
         .send()
         .await;
     let state = match result {

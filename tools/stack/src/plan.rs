@@ -17,7 +17,8 @@ pub struct Planned {
 pub enum Spec {
     Table(TableSpec),
     Stream {
-        shard_count: i32,
+        /// `None`: on-demand capacity (`StreamModeDetails.StreamMode: ON_DEMAND`).
+        shard_count: Option<i32>,
         retention_hours: i32,
     },
     Queue {
@@ -103,6 +104,12 @@ pub fn plan(
             account,
             known: &known,
         };
+        // A resource whose condition is false does not exist in this deployment.
+        if let Some(condition) = &resource.condition
+            && !resolver.condition(&resource.logical_id, condition)?
+        {
+            continue;
+        }
         let name = match resource.properties.get(name_property) {
             Some(v) => resolver.text(&format!("{}.{name_property}", resource.logical_id), v)?,
             // CloudFormation would generate <stack>-<LogicalId>-<random>; locally, no random part.
@@ -143,10 +150,21 @@ pub fn plan(
         };
         let spec = match resource.kind.as_str() {
             "AWS::DynamoDB::Table" => Spec::Table(table_spec(props)),
-            "AWS::Kinesis::Stream" => Spec::Stream {
-                shard_count: number("ShardCount", 1)?,
-                retention_hours: number("RetentionPeriodHours", 24)?,
-            },
+            "AWS::Kinesis::Stream" => {
+                let mode = match props.get("StreamModeDetails") {
+                    Some(details) => resolver.resolve(&at("StreamModeDetails"), details)?,
+                    None => Value::Null,
+                };
+                let on_demand = mode.get("StreamMode").and_then(Value::as_str) == Some("ON_DEMAND");
+                Spec::Stream {
+                    shard_count: if on_demand {
+                        None
+                    } else {
+                        Some(number("ShardCount", 1)?)
+                    },
+                    retention_hours: number("RetentionPeriodHours", 24)?,
+                }
+            }
             "AWS::SQS::Queue" => Spec::Queue {
                 attributes: queue_attributes(&resolver, &resource.logical_id, props)?,
             },
@@ -326,7 +344,7 @@ mod tests {
         assert_eq!(
             find("TelemetryStream").spec,
             Spec::Stream {
-                shard_count: 1,
+                shard_count: Some(1),
                 retention_hours: 24
             }
         );
@@ -336,6 +354,30 @@ mod tests {
             queue.spec,
             Spec::Queue {
                 attributes: vec![("MessageRetentionPeriod".into(), "1209600".into())]
+            }
+        );
+    }
+
+    #[test]
+    fn the_msk_backend_has_no_kinesis_stream_and_on_demand_has_no_shard_count() {
+        let mut template = Template::parse(include_str!("../../../template.yaml")).unwrap();
+        template.set_parameter("StreamBackend", "msk").unwrap();
+        let (planned, _) = plan(&template, "fleetwire", "us-east-1", "123456789012").unwrap();
+        assert!(planned.iter().all(|p| p.logical_id != "TelemetryStream"));
+        assert!(planned.iter().any(|p| p.logical_id == "FailedEventsQueue"));
+
+        let mut template = Template::parse(include_str!("../../../template.yaml")).unwrap();
+        template.set_parameter("StreamMode", "ON_DEMAND").unwrap();
+        let (planned, _) = plan(&template, "fleetwire", "us-east-1", "123456789012").unwrap();
+        let stream = planned
+            .iter()
+            .find(|p| p.logical_id == "TelemetryStream")
+            .unwrap();
+        assert_eq!(
+            stream.spec,
+            Spec::Stream {
+                shard_count: None,
+                retention_hours: 24
             }
         );
     }

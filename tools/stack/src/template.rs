@@ -31,6 +31,8 @@ pub struct Resource {
     pub logical_id: String,
     pub kind: String,
     pub properties: Value,
+    /// The name of the condition that decides whether it exists.
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
     /// In declaration order.
     pub resources: Vec<Resource>,
+    /// Condition name to its expression.
+    pub conditions: Map<String, Value>,
 }
 
 impl Template {
@@ -79,11 +83,21 @@ impl Template {
                     .get("Properties")
                     .cloned()
                     .unwrap_or(Value::Object(Map::new())),
+                condition: body
+                    .get("Condition")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             })
             .collect();
+        let conditions = json
+            .get("Conditions")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         Ok(Template {
             parameters,
             resources,
+            conditions,
         })
     }
 
@@ -190,10 +204,27 @@ impl Resolver<'_> {
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().expect("one entry");
                 match key.as_str() {
+                    // CloudFormation drops a property whose value is AWS::NoValue; null here.
+                    "Ref" if arg.as_str() == Some("AWS::NoValue") => Ok(Value::Null),
                     "Ref" => self
                         .reference(arg.as_str().unwrap_or_default())
                         .map(Value::String)
                         .map_err(fail),
+                    "Fn::If" => {
+                        let branches = arg
+                            .as_array()
+                            .filter(|a| a.len() == 3)
+                            .ok_or_else(|| fail("Fn::If takes [condition, then, else]".into()))?;
+                        let name = branches[0]
+                            .as_str()
+                            .ok_or_else(|| fail("Fn::If's condition must be a name".into()))?;
+                        let chosen = if self.condition(at, name)? {
+                            &branches[1]
+                        } else {
+                            &branches[2]
+                        };
+                        self.resolve(at, chosen)
+                    }
                     "Fn::Sub" => self.substitute(at, arg).map(Value::String),
                     "Fn::GetAtt" => self.get_att(arg).map(Value::String).map_err(fail),
                     "Fn::Join" => {
@@ -210,7 +241,7 @@ impl Resolver<'_> {
                         Ok(Value::String(texts.join(separator)))
                     }
                     other if other.starts_with("Fn::") => Err(fail(format!(
-                        "{other} is not supported by the local stack (supported: Ref, Fn::Sub, Fn::GetAtt, Fn::Join)"
+                        "{other} is not supported by the local stack (supported: Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::If)"
                     ))),
                     _ => {
                         let resolved = self.resolve(at, arg)?;
@@ -224,6 +255,61 @@ impl Resolver<'_> {
                 .collect::<Result<Map<_, _>, _>>()
                 .map(Value::Object),
             other => Ok(other.clone()),
+        }
+    }
+
+    /// Evaluates the template condition `name`.
+    pub fn condition(&self, at: &str, name: &str) -> Result<bool, TemplateError> {
+        let expression =
+            self.template
+                .conditions
+                .get(name)
+                .ok_or_else(|| TemplateError::Resolve {
+                    at: at.to_string(),
+                    problem: format!("no condition named {name}"),
+                })?;
+        self.evaluate(at, expression)
+    }
+
+    fn evaluate(&self, at: &str, expression: &Value) -> Result<bool, TemplateError> {
+        let fail = |problem: String| TemplateError::Resolve {
+            at: at.to_string(),
+            problem,
+        };
+        let Some((function, arg)) = expression
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+        else {
+            return Err(fail(format!("not a condition: {expression}")));
+        };
+        let list = || {
+            arg.as_array()
+                .cloned()
+                .ok_or_else(|| fail(format!("{function} takes a list")))
+        };
+        match function.as_str() {
+            "Condition" => self.condition(at, arg.as_str().unwrap_or_default()),
+            "Fn::Equals" => {
+                let items = list()?;
+                let [a, b] = &items[..] else {
+                    return Err(fail("Fn::Equals takes two values".into()));
+                };
+                Ok(self.text(at, a)? == self.text(at, b)?)
+            }
+            "Fn::Not" => Ok(!self.evaluate(
+                at,
+                list()?
+                    .first()
+                    .ok_or_else(|| fail("Fn::Not takes one condition".into()))?,
+            )?),
+            "Fn::And" => list()?
+                .iter()
+                .try_fold(true, |all, c| Ok(all && self.evaluate(at, c)?)),
+            "Fn::Or" => list()?
+                .iter()
+                .try_fold(false, |any, c| Ok(any || self.evaluate(at, c)?)),
+            other => Err(fail(format!("{other} is not a condition function"))),
         }
     }
 
@@ -333,7 +419,7 @@ Resources:
       Other: !Sub ["${Prefix}-${AWS::Region}", { Prefix: !Ref Stage }]
       Arn: !GetAtt Table.Arn
       Joined: !Join ["-", [a, !Ref Count]]
-      Cond: !If [X, a, b]
+      Cond: !Select [0, [a, b]]
       Literal: !Sub "${!NotAVar}-${Stage}"
 "#;
 
@@ -362,6 +448,42 @@ Resources:
     }
 
     #[test]
+    fn conditions_choose_branches_and_no_value_is_null() {
+        let template = Template::parse(
+            r#"
+Parameters:
+  Backend: { Type: String, Default: kinesis }
+  Mode: { Type: String, Default: ON_DEMAND }
+Conditions:
+  UseKinesis: !Equals [!Ref Backend, kinesis]
+  Provisioned: !Equals [!Ref Mode, PROVISIONED]
+  KinesisOnDemand: !And [!Condition UseKinesis, !Not [!Condition Provisioned]]
+Resources:
+  Stream:
+    Type: AWS::Kinesis::Stream
+    Condition: UseKinesis
+    Properties:
+      ShardCount: !If [Provisioned, 4, !Ref AWS::NoValue]
+      Label: !If [KinesisOnDemand, on-demand, other]
+"#,
+        )
+        .unwrap();
+        let known = Attributes::default();
+        let r = resolver(&template, &known);
+        let props = &template.resources[0].properties;
+        assert_eq!(
+            template.resources[0].condition.as_deref(),
+            Some("UseKinesis")
+        );
+        assert!(r.condition("x", "UseKinesis").unwrap());
+        assert_eq!(r.resolve("x", &props["ShardCount"]).unwrap(), Value::Null);
+        assert_eq!(r.text("x", &props["Label"]).unwrap(), "on-demand");
+        let mut msk = template.clone();
+        msk.set_parameter("Backend", "msk").unwrap();
+        assert!(!resolver(&msk, &known).condition("x", "UseKinesis").unwrap());
+    }
+
+    #[test]
     fn unsupported_intrinsic_is_named() {
         let template = Template::parse(TEMPLATE).unwrap();
         let known = Attributes::default();
@@ -370,7 +492,7 @@ Resources:
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Table.Cond: Fn::If is not supported by the local stack (supported: Ref, Fn::Sub, Fn::GetAtt, Fn::Join)"
+            "Table.Cond: Fn::Select is not supported by the local stack (supported: Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::If)"
         );
     }
 
