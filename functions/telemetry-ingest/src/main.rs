@@ -1,30 +1,50 @@
 //! The telemetry-ingest Lambda: reads its configuration, builds the stream and queue
 //! clients once, and serves the IoT rule's invocations.
 
-use fleetwire::adapters::{KinesisSink, SqsDeadLetters};
+use fleetwire::adapters::{KafkaAuth, KafkaSink, KinesisSink, SqsDeadLetters};
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::config::{ConfigError, Env};
 use fleetwire::stream::{DeliveryReport, StreamRecord, StreamSink};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use telemetry_ingest::config::Backend;
+use telemetry_ingest::config::{Backend, KafkaSecurity};
 use telemetry_ingest::{Ingest, IngestConfig, IngestError, IngestSummary};
 use time::OffsetDateTime;
 
 /// The configured stream, chosen at init.
 enum ConfiguredSink {
     Kinesis(KinesisSink),
+    Kafka(KafkaSink),
 }
 
 impl StreamSink for ConfiguredSink {
     async fn put_records(&self, records: &[StreamRecord]) -> DeliveryReport {
         match self {
             ConfiguredSink::Kinesis(sink) => sink.put_records(records).await,
+            ConfiguredSink::Kafka(sink) => sink.put_records(records).await,
         }
     }
 }
 
-async fn init() -> Result<Ingest<ConfiguredSink, SqsDeadLetters>, ConfigError> {
+/// Why init failed: a setting, or the Kafka cluster that could not be reached.
+#[derive(Debug, thiserror::Error)]
+enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Kafka(#[from] fleetwire::error::StoreError),
+}
+
+impl From<InitError> for lambda_runtime::Diagnostic {
+    fn from(error: InitError) -> Self {
+        match error {
+            InitError::Config(e) => e.into(),
+            InitError::Kafka(e) => e.into(),
+        }
+    }
+}
+
+async fn init() -> Result<Ingest<ConfiguredSink, SqsDeadLetters>, InitError> {
     let env = Env::process();
     let config = IngestConfig::from_env(&env)?;
     let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
@@ -34,12 +54,26 @@ async fn init() -> Result<Ingest<ConfiguredSink, SqsDeadLetters>, ConfigError> {
             stream,
             config.sink_retry,
         )),
-        Backend::Kafka { .. } => {
-            return Err(ConfigError::Invalid {
-                name: "STREAM_BACKEND".into(),
-                value: "msk".into(),
-                reason: "this build has no Kafka producer yet".into(),
-            });
+        Backend::Kafka {
+            bootstrap_servers,
+            topic,
+            security,
+        } => {
+            let auth = match security {
+                KafkaSecurity::MskIam => KafkaAuth::MskIam,
+                KafkaSecurity::Plaintext => KafkaAuth::Plaintext,
+            };
+            // Connecting at init warms the connection and fails fast on a wrong topic.
+            ConfiguredSink::Kafka(
+                KafkaSink::connect(
+                    bootstrap_servers.clone(),
+                    topic,
+                    auth,
+                    &sdk,
+                    config.sink_retry,
+                )
+                .await?,
+            )
         }
     };
     let dead_letters = SqsDeadLetters::new(

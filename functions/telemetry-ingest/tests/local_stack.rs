@@ -228,3 +228,129 @@ async fn rejects_are_in_the_dead_letter_queue_with_their_reasons() {
         reasons["validation"]
     );
 }
+
+/// Every record in the Kafka topic whose device id starts with `prefix`.
+async fn read_topic(prefix: &str) -> Vec<Value> {
+    use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
+    let client = rskafka::client::ClientBuilder::new(vec![var("KAFKA_BOOTSTRAP_SERVERS")])
+        .build()
+        .await
+        .expect("kafka client");
+    let topic = var("KAFKA_TOPIC");
+    let partitions = client
+        .list_topics()
+        .await
+        .expect("topics")
+        .into_iter()
+        .find(|t| t.name == topic)
+        .expect("topic")
+        .partitions;
+    let mut found = Vec::new();
+    for partition in partitions {
+        let reader = client
+            .partition_client(topic.clone(), partition, UnknownTopicHandling::Error)
+            .await
+            .expect("partition");
+        let mut offset = reader
+            .get_offset(OffsetAt::Earliest)
+            .await
+            .expect("earliest");
+        loop {
+            let (records, high_watermark) = reader
+                .fetch_records(offset, 1..5_000_000, 1_000)
+                .await
+                .expect("fetch");
+            for record in &records {
+                let value: Value = record
+                    .record
+                    .value
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice(v).ok())
+                    .unwrap_or(Value::Null);
+                if value["device_id"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with(prefix))
+                {
+                    found.push(value);
+                }
+                offset = record.offset + 1;
+            }
+            // The high watermark, not ListOffsets(Latest), tells when the partition is read.
+            if records.is_empty() || offset >= high_watermark {
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn ten_thousand_records_reach_the_kafka_topic_exactly_once() {
+    let (_, sqs) = clients().await;
+    let sdk = load_sdk_config(&SdkSettings::default()).await;
+    let config = config();
+    let sink = fleetwire::adapters::KafkaSink::connect(
+        vec![var("KAFKA_BOOTSTRAP_SERVERS")],
+        &var("KAFKA_TOPIC"),
+        fleetwire::adapters::KafkaAuth::Plaintext,
+        &sdk,
+        config.sink_retry,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"));
+    assert!(
+        sink.partition_count() >= 2,
+        "the local topic has several partitions"
+    );
+    let ingest = Ingest::new(
+        sink,
+        SqsDeadLetters::new(sqs, var("DEAD_LETTER_QUEUE_URL"), config.dead_letter_retry),
+        &config,
+    );
+    let run = run_id();
+    let now = OffsetDateTime::now_utc();
+    let start_ms = (now.unix_timestamp() - 3600) * 1000;
+    let mut accepted = 0;
+    for device in 0..20 {
+        let thing = format!("kf-{run}-{device:02}");
+        for batch in 0..5 {
+            let records: Vec<Value> = (0..100)
+                .map(|n| {
+                    let seq = batch * 100 + n;
+                    json!({"device_id": thing, "timestamp": start_ms + seq * 1000, "temperature": 20.5,
+                           "humidity": 45, "pressure": 1000, "seq": seq})
+                })
+                .collect();
+            let event = json!({"records": records, "thing_name": thing, "received_at": now.unix_timestamp() * 1000});
+            let summary = ingest
+                .handle(&event, now)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(summary.dead_lettered, 0, "{summary:?}");
+            accepted += summary.accepted;
+        }
+    }
+    assert_eq!(accepted, 10_000);
+
+    let found = read_topic(&format!("kf-{run}-")).await;
+    assert_eq!(found.len(), 10_000, "each record is in the topic once");
+    let ids: HashSet<&str> = found
+        .iter()
+        .filter_map(|r| r["record_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 10_000);
+    let mut by_device: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for record in &found {
+        by_device
+            .entry(record["device_id"].as_str().unwrap())
+            .or_default()
+            .push(record["seq"].as_i64().unwrap());
+    }
+    assert_eq!(by_device.len(), 20);
+    for (device, seqs) in by_device {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{device}: one device's records stay in order on one partition"
+        );
+    }
+}
