@@ -10,6 +10,7 @@ pub mod device_state;
 pub mod error;
 pub mod init;
 pub mod logging;
+pub mod presence;
 pub mod registry;
 pub mod retry;
 pub mod stream;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::error::StoreError;
+use crate::presence::{LifecycleEvent, PresenceOutcome, PresenceState, PresenceStore};
 use crate::registry::{
     AddOutcome, ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord,
     Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial, admits, counts_denials,
@@ -155,6 +156,33 @@ impl Registry for InMemoryRegistry {
 #[derive(Debug, Default)]
 pub struct InMemoryDeviceState {
     states: Mutex<HashMap<DeviceId, DeviceState>>,
+    presence: Mutex<HashMap<DeviceId, PresenceState>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl InMemoryDeviceState {
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.behaviour) = behaviour;
+    }
+}
+
+impl PresenceStore for InMemoryDeviceState {
+    async fn apply_presence(
+        &self,
+        device: &DeviceId,
+        event: &LifecycleEvent,
+    ) -> Result<PresenceOutcome, StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await?;
+        Ok(lock(&self.presence)
+            .entry(device.clone())
+            .or_default()
+            .apply(event))
+    }
+
+    async fn presence(&self, device: &DeviceId) -> Result<Option<PresenceState>, StoreError> {
+        Ok(lock(&self.presence).get(device).cloned())
+    }
 }
 
 impl DeviceStateStore for InMemoryDeviceState {

@@ -338,8 +338,8 @@ impl DynamoRegistry {
 /// The State table (key `device_id`).
 #[derive(Debug, Clone)]
 pub struct DynamoDeviceState {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoDeviceState {

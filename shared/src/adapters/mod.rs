@@ -5,6 +5,7 @@ pub mod item;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod kinesis;
+pub mod presence_dynamodb;
 pub mod sqs;
 
 pub use dynamodb::{DynamoDeviceState, DynamoRegistry};

@@ -1,0 +1,81 @@
+//! The presence handler with the in-memory State table.
+
+use fleetwire::presence::PresenceView;
+use fleetwire::telemetry::DeviceId;
+use fleetwire::testing::{Behaviour, InMemoryDeviceState};
+use serde_json::Value;
+
+use super::*;
+
+fn event(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/presence")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn sample_events_in_sequence_give_the_expected_outcomes() {
+    let presence = Presence::new(InMemoryDeviceState::default());
+    let expected: Vec<Value> = serde_json::from_value(event("expected.json")).unwrap();
+    for case in expected {
+        let handled = presence
+            .handle(&event(case["event"].as_str().unwrap()))
+            .await
+            .unwrap();
+        let got = serde_json::to_value(&handled).unwrap();
+        for (key, want) in case["result"].as_object().unwrap() {
+            assert_eq!(&got[key], want, "{}: {got}", case["event"]);
+        }
+    }
+    let state = presence
+        .store
+        .presence(&DeviceId::parse("car-0001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        state.view(),
+        PresenceView {
+            online: true,
+            session_id: Some("b8d2e0c3f1a94e6b9c7d5e3f1a2b4c6d".into()),
+            connected_at: Some(1795593700000),
+            disconnected_at: None,
+            disconnect_reason: None,
+        },
+        "the kicked session's late disconnect leaves the reconnected device online"
+    );
+}
+
+#[tokio::test]
+async fn store_failure_fails_the_invocation_for_a_retry() {
+    let store = InMemoryDeviceState::default();
+    store.set_behaviour(Behaviour::Failing(StoreError::Throttled {
+        call: "DynamoDB.UpdateItem".into(),
+        message: "slow down".into(),
+    }));
+    let err = Presence::new(store)
+        .handle(&event("connected.json"))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn events_that_are_not_about_a_device_are_ignored_not_retried() {
+    let store = InMemoryDeviceState::default();
+    // Even a failing store is never called for them.
+    store.set_behaviour(Behaviour::Failing(StoreError::Rejected {
+        call: "x".into(),
+        message: "must not be called".into(),
+    }));
+    let presence = Presence::new(store);
+    assert!(matches!(
+        presence.handle(&event("invalid-client-id.json")).await,
+        Ok(Handled::Ignored { .. })
+    ));
+    assert!(matches!(
+        presence.handle(&event("not-a-lifecycle-event.json")).await,
+        Ok(Handled::Ignored { .. })
+    ));
+}
