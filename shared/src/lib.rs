@@ -11,6 +11,7 @@ pub mod error;
 pub mod init;
 pub mod logging;
 pub mod presence;
+pub mod processing;
 pub mod registry;
 pub mod retry;
 pub mod stream;
