@@ -468,3 +468,79 @@ mod tests {
         }
     }
 }
+
+/// A device's statistics as stored, with the version that guards their update.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredStats {
+    pub stats: DeviceStats,
+    pub version: u64,
+}
+
+/// One atomic step of the processor: a run of one device's readings within one hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourCommit {
+    pub device_id: crate::telemetry::DeviceId,
+    pub hour: String,
+    /// Each reading's record_id and the anomalies it raised (kept until published).
+    pub records: Vec<(String, Vec<Anomaly>)>,
+    /// What the run adds to the hour's summary.
+    pub summary: HourlySummary,
+    /// The device's statistics after the run, stored only if still at `expected_version`.
+    pub stats: DeviceStats,
+    pub expected_version: u64,
+}
+
+/// The result of a commit: the business answer, not an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitOutcome {
+    /// Everything stored; the statistics are now at `expected_version + 1`.
+    Committed,
+    /// Nothing stored: these records were already processed (with the alerts still to be
+    /// published for them, if any). Commit the rest again without them.
+    Duplicates(Vec<(String, Vec<Anomaly>)>),
+    /// Nothing stored: the statistics moved; reload them and commit again.
+    StatsMoved,
+}
+
+/// Where the processor keeps what it knows: records seen, statistics, summaries.
+pub trait ProcessingStore: Send + Sync {
+    fn load_stats(
+        &self,
+        device: &crate::telemetry::DeviceId,
+    ) -> impl std::future::Future<Output = Result<StoredStats, crate::error::StoreError>> + Send;
+
+    /// Marks every record seen, adds the summary and stores the statistics, all or nothing.
+    fn commit(
+        &self,
+        commit: &HourCommit,
+    ) -> impl std::future::Future<Output = Result<CommitOutcome, crate::error::StoreError>> + Send;
+
+    /// Widens the hour's min/max temperature to include `min` and `max` (idempotent).
+    fn widen_range(
+        &self,
+        device: &crate::telemetry::DeviceId,
+        hour: &str,
+        min: f64,
+        max: f64,
+    ) -> impl std::future::Future<Output = Result<(), crate::error::StoreError>> + Send;
+
+    /// Forgets the alerts of these records once published.
+    fn alerts_published(
+        &self,
+        record_ids: &[String],
+    ) -> impl std::future::Future<Output = Result<(), crate::error::StoreError>> + Send;
+
+    fn summary(
+        &self,
+        device: &crate::telemetry::DeviceId,
+        hour: &str,
+    ) -> impl std::future::Future<Output = Result<Option<HourlySummary>, crate::error::StoreError>> + Send;
+}
+
+/// Where anomalies are announced (the SNS alert topic).
+pub trait AlertSink: Send + Sync {
+    fn publish(
+        &self,
+        anomalies: &[Anomaly],
+    ) -> impl std::future::Future<Output = Result<(), crate::error::StoreError>> + Send;
+}

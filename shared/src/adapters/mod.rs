@@ -6,10 +6,14 @@ pub mod item;
 pub mod kafka;
 pub mod kinesis;
 pub mod presence_dynamodb;
+pub mod processing_dynamodb;
+pub mod sns;
 pub mod sqs;
 
 pub use dynamodb::{DynamoDeviceState, DynamoRegistry};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaAuth, KafkaSink};
 pub use kinesis::KinesisSink;
+pub use processing_dynamodb::DynamoProcessing;
+pub use sns::SnsAlerts;
 pub use sqs::SqsDeadLetters;

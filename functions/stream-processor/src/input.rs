@@ -1,0 +1,114 @@
+//! The two event source mappings' events, reduced to what the processor needs.
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use base64::Engine;
+use serde_json::Value;
+
+/// One record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRecord {
+    /// The shard (Kinesis) or topic-partition (Kafka): order holds within it.
+    pub group: String,
+    /// What a partial batch response names: the sequence number (Kinesis) or
+    /// `topic-partition@offset` (Kafka).
+    pub item_id: String,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Kinesis,
+    Kafka,
+}
+
+/// Reads a Kinesis or an MSK (Kafka) event, told apart by its shape.
+pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
+    if event.get("Records").is_some() {
+        let kinesis: KinesisEvent =
+            serde_json::from_value(event.clone()).map_err(|e| format!("Kinesis event: {e}"))?;
+        let records = kinesis
+            .records
+            .into_iter()
+            .map(|r| InputRecord {
+                group: r
+                    .event_id
+                    .as_deref()
+                    .and_then(|id| id.split(':').next())
+                    .unwrap_or("shard")
+                    .to_string(),
+                item_id: r.kinesis.sequence_number,
+                data: r.kinesis.data.0,
+            })
+            .collect();
+        return Ok((Source::Kinesis, records));
+    }
+    if event.get("records").is_some_and(Value::is_object) {
+        let kafka: KafkaEvent =
+            serde_json::from_value(event.clone()).map_err(|e| format!("Kafka event: {e}"))?;
+        let mut records = Vec::new();
+        let mut groups: Vec<_> = kafka.records.into_iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        for (group, batch) in groups {
+            for r in batch {
+                let data = match r.value.as_deref() {
+                    Some(encoded) => base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .unwrap_or_else(|_| encoded.as_bytes().to_vec()),
+                    None => Vec::new(),
+                };
+                records.push(InputRecord {
+                    item_id: format!("{group}@{}", r.offset),
+                    group: group.clone(),
+                    data,
+                });
+            }
+        }
+        return Ok((Source::Kafka, records));
+    }
+    Err("neither a Kinesis nor a Kafka event source mapping event".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kinesis_records_keep_shard_and_sequence_number() {
+        let event = json!({"Records": [{
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "car-1", "sequenceNumber": "4959",
+                        "data": "eyJhIjoxfQ==", "approximateArrivalTimestamp": 1545084650.987},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": "shardId-000000000006:4959",
+            "eventName": "aws:kinesis:record", "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s"
+        }]});
+        let (source, records) = from_event(&event).unwrap();
+        assert_eq!(source, Source::Kinesis);
+        assert_eq!(
+            records,
+            vec![InputRecord {
+                group: "shardId-000000000006".into(),
+                item_id: "4959".into(),
+                data: br#"{"a":1}"#.to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn kafka_records_keep_partition_and_offset() {
+        let event = json!({"eventSource": "aws:kafka", "bootstrapServers": "b-1:9098", "records": {
+            "fleet-telemetry-0": [{"topic": "fleet-telemetry", "partition": 0, "offset": 15, "timestamp": 1545084650987_i64,
+                "timestampType": "CREATE_TIME", "key": "Y2FyLTE=", "value": "eyJhIjoxfQ==", "headers": []}]
+        }});
+        let (source, records) = from_event(&event).unwrap();
+        assert_eq!(source, Source::Kafka);
+        assert_eq!(records[0].item_id, "fleet-telemetry-0@15");
+        assert_eq!(records[0].data, br#"{"a":1}"#.to_vec());
+    }
+
+    #[test]
+    fn other_shapes_are_refused() {
+        assert!(from_event(&json!({"hello": 1})).is_err());
+    }
+}

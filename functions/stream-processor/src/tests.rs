@@ -1,0 +1,324 @@
+//! The processor with in-memory stores.
+
+use fleetwire::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::testing::{
+    Behaviour, InMemoryDeviceState, InMemoryProcessing, RecordingAlerts, RecordingDeadLetters,
+};
+use serde_json::json;
+use time::macros::datetime;
+
+use super::*;
+
+type TestProcessor =
+    Processor<InMemoryProcessing, RecordingAlerts, RecordingDeadLetters, InMemoryDeviceState>;
+
+fn processor() -> TestProcessor {
+    let rules = AnomalyRules {
+        min_samples: 5,
+        ..AnomalyRules::default()
+    };
+    Processor::new(
+        InMemoryProcessing::default(),
+        RecordingAlerts::default(),
+        RecordingDeadLetters::default(),
+        InMemoryDeviceState::default(),
+        rules,
+    )
+}
+
+fn reading(device: &str, minute: i64, temperature: f64) -> EnrichedRecord {
+    let at = datetime!(2026-11-25 08:00 UTC) + time::Duration::minutes(minute);
+    let value = json!({"device_id": device, "timestamp": at.unix_timestamp() * 1000, "temperature": temperature,
+        "humidity": 40, "pressure": 1000, "location": {"latitude": 37.5, "longitude": 127.0},
+        "metadata": {"version": "1.0", "source": "obd"}});
+    let record = TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap();
+    EnrichedRecord::new(record, at + time::Duration::seconds(1))
+}
+
+fn input(shard: &str, sequence: usize, record: &EnrichedRecord) -> InputRecord {
+    InputRecord {
+        group: shard.into(),
+        item_id: format!("{sequence}"),
+        data: serde_json::to_vec(record).unwrap(),
+    }
+}
+
+fn device(id: &str) -> DeviceId {
+    DeviceId::parse(id).unwrap()
+}
+
+#[tokio::test]
+async fn readings_make_summaries_state_and_statistics() {
+    let p = processor();
+    let batch: Vec<InputRecord> = (0..6)
+        .map(|m| {
+            input(
+                "shard-0",
+                m as usize,
+                &reading("car-1", m * 10, 20.0 + m as f64),
+            )
+        })
+        .collect();
+    let (response, summary) = p.process(&batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.applied, summary.duplicates), (6, 0));
+    let hour = p
+        .store
+        .summary(&device("car-1"), "2026-11-25T08")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hour.record_count, 6);
+    assert_eq!(
+        (hour.min_temperature, hour.max_temperature),
+        (Some(20.0), Some(25.0))
+    );
+    assert_eq!(hour.avg_temperature(), Some(22.5));
+    assert_eq!(hour.data_quality_score(), Some(1.0));
+    let state = p.state.get(&device("car-1")).await.unwrap().unwrap();
+    assert_eq!(
+        state.last_telemetry.unwrap()["temperature"],
+        25.0,
+        "the newest reading is the state"
+    );
+    assert_eq!(
+        p.store
+            .load_stats(&device("car-1"))
+            .await
+            .unwrap()
+            .stats
+            .temperature
+            .count,
+        6
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_batch_changes_nothing() {
+    let p = processor();
+    let batch: Vec<InputRecord> = (0..8)
+        .map(|m| {
+            input(
+                "shard-0",
+                m as usize,
+                &reading("car-1", m, 20.0 + (m % 3) as f64),
+            )
+        })
+        .collect();
+    p.process(&batch).await.unwrap();
+    let before = p
+        .store
+        .summary(&device("car-1"), "2026-11-25T08")
+        .await
+        .unwrap();
+    let stats_before = p.store.load_stats(&device("car-1")).await.unwrap();
+    let (_, summary) = p.process(&batch).await.unwrap();
+    assert_eq!((summary.applied, summary.duplicates), (0, 8));
+    assert_eq!(
+        p.store
+            .summary(&device("car-1"), "2026-11-25T08")
+            .await
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        p.store.load_stats(&device("car-1")).await.unwrap(),
+        stats_before
+    );
+}
+
+#[tokio::test]
+async fn readings_of_one_hour_across_batches_equal_one_batch() {
+    let readings: Vec<EnrichedRecord> = (0..30)
+        .map(|m| reading("car-1", m * 2, 15.0 + (m % 7) as f64))
+        .collect();
+    let whole = processor();
+    let all: Vec<InputRecord> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| input("s", i, r))
+        .collect();
+    whole.process(&all).await.unwrap();
+    let split = processor();
+    for chunk in all.chunks(7) {
+        split.process(chunk).await.unwrap();
+    }
+    let hour = "2026-11-25T08";
+    assert_eq!(
+        split.store.summary(&device("car-1"), hour).await.unwrap(),
+        whole.store.summary(&device("car-1"), hour).await.unwrap()
+    );
+    assert_eq!(
+        split
+            .store
+            .load_stats(&device("car-1"))
+            .await
+            .unwrap()
+            .stats,
+        whole
+            .store
+            .load_stats(&device("car-1"))
+            .await
+            .unwrap()
+            .stats
+    );
+}
+
+#[tokio::test]
+async fn an_older_reading_never_replaces_the_state() {
+    let p = processor();
+    p.process(&[input("s", 0, &reading("car-1", 30, 25.0))])
+        .await
+        .unwrap();
+    p.process(&[input("s", 1, &reading("car-1", 10, 5.0))])
+        .await
+        .unwrap();
+    let state = p.state.get(&device("car-1")).await.unwrap().unwrap();
+    assert_eq!(state.last_telemetry.unwrap()["temperature"], 25.0);
+}
+
+#[tokio::test]
+async fn each_anomaly_is_published_once() {
+    let p = processor();
+    let mut batch: Vec<InputRecord> = (0..10)
+        .map(|m| input("s", m as usize, &reading("car-1", m, 20.0 + (m % 2) as f64)))
+        .collect();
+    batch.push(input("s", 10, &reading("car-1", 11, 90.0)));
+    p.process(&batch).await.unwrap();
+    p.process(&batch).await.unwrap();
+    let sent = p.alerts.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].metric, sent[0].value),
+        (fleetwire::processing::Metric::Temperature, 90.0)
+    );
+    assert_eq!(
+        p.store
+            .summary(&device("car-1"), "2026-11-25T08")
+            .await
+            .unwrap()
+            .unwrap()
+            .anomaly_count,
+        1
+    );
+}
+
+#[tokio::test]
+async fn alerts_lost_to_a_failed_publish_go_out_on_the_retry() {
+    let p = processor();
+    let batch = vec![input("s", 0, &reading("car-1", 0, 95.0))];
+    p.alerts
+        .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
+            call: "SNS.Publish".into(),
+            message: "down".into(),
+        }));
+    let (response, _) = p.process(&batch).await.unwrap();
+    assert_eq!(
+        response.batch_item_failures,
+        vec![ItemFailure {
+            item_identifier: "0".into()
+        }]
+    );
+    assert_eq!(p.store.pending_alerts(), 1, "kept with its record");
+    p.alerts.set_behaviour(Behaviour::Normal);
+    let (response, summary) = p.process(&batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.duplicates, 1);
+    assert_eq!(p.alerts.sent().len(), 1);
+    assert_eq!(p.store.pending_alerts(), 0);
+}
+
+#[tokio::test]
+async fn a_store_failure_reports_the_first_failed_record_of_each_shard() {
+    let p = processor();
+    p.store
+        .set_behaviour(Behaviour::Failing(StoreError::Throttled {
+            call: "DynamoDB".into(),
+            message: "slow".into(),
+        }));
+    let batch = vec![
+        input("shard-a", 100, &reading("car-1", 0, 20.0)),
+        input("shard-a", 101, &reading("car-2", 0, 20.0)),
+        input("shard-b", 200, &reading("car-3", 0, 20.0)),
+    ];
+    let (response, summary) = p.process(&batch).await.unwrap();
+    let ids: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(ids, vec!["100", "200"]);
+    assert_eq!(summary.failed_groups, 2);
+}
+
+#[tokio::test]
+async fn undecodable_records_are_dead_lettered_not_reported() {
+    let p = processor();
+    let batch = vec![
+        InputRecord {
+            group: "s".into(),
+            item_id: "1".into(),
+            data: b"\xff\x00 not json".to_vec(),
+        },
+        InputRecord {
+            group: "s".into(),
+            item_id: "2".into(),
+            data: br#"{"device_id": "car-1"}"#.to_vec(),
+        },
+        input("s", 3, &reading("car-1", 0, 20.0)),
+    ];
+    let (response, summary) = p.process(&batch).await.unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "no poison-pill loop"
+    );
+    assert_eq!((summary.undecodable, summary.applied), (2, 1));
+    let letters = p.dead_letters.sent();
+    assert_eq!(letters[0].reason, "undecodable");
+    assert!(letters[0].payload_base64.is_some());
+    assert_eq!(letters[1].payload["device_id"], "car-1");
+}
+
+#[tokio::test]
+async fn dead_letter_failure_fails_the_whole_batch() {
+    let p = processor();
+    p.dead_letters
+        .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
+            call: "SQS".into(),
+            message: "down".into(),
+        }));
+    let batch = vec![InputRecord {
+        group: "s".into(),
+        item_id: "1".into(),
+        data: b"junk".to_vec(),
+    }];
+    assert!(p.process(&batch).await.is_err());
+}
+
+#[tokio::test]
+async fn readings_of_two_hours_go_to_two_summaries() {
+    let p = processor();
+    let batch = vec![
+        input("s", 0, &reading("car-1", 50, 20.0)),
+        input("s", 1, &reading("car-1", 70, 30.0)),
+    ];
+    p.process(&batch).await.unwrap();
+    assert_eq!(
+        p.store
+            .summary(&device("car-1"), "2026-11-25T08")
+            .await
+            .unwrap()
+            .unwrap()
+            .record_count,
+        1
+    );
+    assert_eq!(
+        p.store
+            .summary(&device("car-1"), "2026-11-25T09")
+            .await
+            .unwrap()
+            .unwrap()
+            .max_temperature,
+        Some(30.0)
+    );
+}
