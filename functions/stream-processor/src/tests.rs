@@ -322,3 +322,38 @@ async fn readings_of_two_hours_go_to_two_summaries() {
         Some(30.0)
     );
 }
+
+fn sample(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/stream-processor")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn sample_kinesis_batch_then_its_replay() {
+    let p = processor();
+    let (_, records) = input::from_event(&sample("kinesis-batch.json")).unwrap();
+    let (response, summary) = p.process(&records).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.applied, summary.undecodable), (3, 1));
+    let (_, replay) = input::from_event(&sample("kinesis-replayed-batch.json")).unwrap();
+    let (_, summary) = p.process(&replay).await.unwrap();
+    assert_eq!((summary.applied, summary.duplicates), (0, 2));
+    let hour = p
+        .store
+        .summary(&device("car-0001"), "2026-11-25T08")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hour.record_count, 3);
+}
+
+#[tokio::test]
+async fn sample_kafka_batch_is_processed_like_kinesis() {
+    let p = processor();
+    let (source, records) = input::from_event(&sample("kafka-batch.json")).unwrap();
+    assert_eq!(source, input::Source::Kafka);
+    let (_, summary) = p.process(&records).await.unwrap();
+    assert_eq!(summary.applied, 3);
+}
