@@ -157,7 +157,10 @@ impl TelemetryRecord {
     ) -> Result<Self, ValidationErrors> {
         let mut check = Checker::default();
         let Some(object) = value.as_object() else {
-            check.fail("$", format!("expected a JSON object, got {}", kind(value)));
+            check.fail(
+                "$",
+                format!("expected a JSON object, got {}", json_kind(value)),
+            );
             return Err(check.finish());
         };
 
@@ -250,7 +253,7 @@ impl Checker {
             },
             Some(other) => self.fail(
                 "device_id",
-                format!("expected a string, got {}", kind(other)),
+                format!("expected a string, got {}", json_kind(other)),
             ),
         }
         None
@@ -273,7 +276,7 @@ impl Checker {
             },
             Some(other) => Err(format!(
                 "expected RFC 3339 or epoch milliseconds, got {}",
-                kind(other)
+                json_kind(other)
             )),
         };
         let at = match parsed {
@@ -327,7 +330,10 @@ impl Checker {
                 Some(x) => self.fail(field, format!("{x} is outside {min}..={max} {unit}")),
                 None => self.fail(field, format!("{n} is not a number")),
             },
-            Some(other) => self.fail(field, format!("expected a number, got {}", kind(other))),
+            Some(other) => self.fail(
+                field,
+                format!("expected a number, got {}", json_kind(other)),
+            ),
         }
         None
     }
@@ -357,7 +363,7 @@ impl Checker {
             Some(other) => {
                 self.fail(
                     "location",
-                    format!("expected an object, got {}", kind(other)),
+                    format!("expected an object, got {}", json_kind(other)),
                 );
                 None
             }
@@ -374,7 +380,7 @@ impl Checker {
                     Some(other) => {
                         self.fail(
                             &format!("metadata.{field}"),
-                            format!("expected a string, got {}", kind(other)),
+                            format!("expected a string, got {}", json_kind(other)),
                         );
                         Err(())
                     }
@@ -389,7 +395,7 @@ impl Checker {
             Some(other) => {
                 self.fail(
                     "metadata",
-                    format!("expected an object, got {}", kind(other)),
+                    format!("expected an object, got {}", json_kind(other)),
                 );
                 None
             }
@@ -397,7 +403,8 @@ impl Checker {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// How a JSON value is described in error messages ("a string", "an array", ...).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

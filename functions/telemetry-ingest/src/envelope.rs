@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use fleetwire::telemetry::json_kind;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -90,7 +91,7 @@ fn body_of(object: Map<String, Value>) -> Body {
         Some(Value::Array(records)) => Body::Batch(records.clone()),
         Some(other) => Body::Malformed {
             payload: Value::Object(object.clone()),
-            problem: format!("\"records\" must be an array, got {}", kind(other)),
+            problem: format!("\"records\" must be an array, got {}", json_kind(other)),
         },
     }
 }
@@ -121,17 +122,6 @@ fn decode_base64_body(encoded: &Value) -> Body {
             base64: text.to_string(),
             problem: format!("payload is not JSON: {e}"),
         },
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -335,6 +335,31 @@ impl DynamoRegistry {
     }
 }
 
+/// A conditional UpdateItem's result: a failed condition is [`WriteOutcome::Stale`], a
+/// business answer, not an error.
+pub(crate) fn conditional_update<O, R: std::fmt::Debug>(
+    call: &str,
+    result: Result<
+        O,
+        aws_smithy_runtime_api::client::result::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            R,
+        >,
+    >,
+) -> Result<WriteOutcome, StoreError> {
+    match result {
+        Ok(_) => Ok(WriteOutcome::Applied),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(WriteOutcome::Stale)
+        }
+        Err(err) => Err(StoreError::from_sdk(call, err)),
+    }
+}
+
 /// The State table (key `device_id`).
 #[derive(Debug, Clone)]
 pub struct DynamoDeviceState {
@@ -397,17 +422,7 @@ impl DeviceStateStore for DynamoDeviceState {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(WriteOutcome::Applied),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(WriteOutcome::Stale)
-            }
-            Err(err) => Err(StoreError::from_sdk(CALL, err)),
-        }
+        conditional_update(CALL, result)
     }
 }
 

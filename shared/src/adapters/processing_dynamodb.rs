@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use super::dynamodb::conditional_update;
 use super::item::{Item, ItemReader};
 use crate::error::StoreError;
 use crate::processing::{
@@ -241,14 +242,8 @@ impl ProcessingStore for DynamoProcessing {
                 .expression_attribute_values(":v", n(value))
                 .send()
                 .await;
-            match result {
-                Ok(_) => {}
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(err) => return Err(StoreError::from_sdk(CALL, err)),
-            }
+            // Stale: the range already covers the value, or the mark is gone.
+            conditional_update(CALL, result)?;
         }
         Ok(())
     }
@@ -265,14 +260,8 @@ impl ProcessingStore for DynamoProcessing {
                 .condition_expression("attribute_exists(record_id)")
                 .send()
                 .await;
-            match result {
-                Ok(_) => {}
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(err) => return Err(StoreError::from_sdk(CALL, err)),
-            }
+            // Stale: the range already covers the value, or the mark is gone.
+            conditional_update(CALL, result)?;
         }
         Ok(())
     }
