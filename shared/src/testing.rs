@@ -197,6 +197,8 @@ impl DeviceStateStore for InMemoryDeviceState {
         &self,
         reading: &TelemetryRecord,
     ) -> Result<WriteOutcome, StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await?;
         let at = reading.timestamp_ms();
         let mut states = lock(&self.states);
         let state = states

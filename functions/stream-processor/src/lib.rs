@@ -193,6 +193,11 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
         mut run: DeviceRecords,
         stored: &mut fleetwire::processing::StoredStats,
     ) -> Result<(usize, usize, usize), StoreError> {
+        // Newer-wins and idempotent: done before the commit, so that a retry whose records
+        // all turn out to be duplicates still leaves the newest reading in the state.
+        if let Some((_, newest)) = run.iter().max_by_key(|(_, r)| r.reading.timestamp) {
+            self.state.record_telemetry(&newest.reading).await?;
+        }
         let mut duplicates = 0;
         let mut unpublished: Vec<(String, Vec<Anomaly>)> = Vec::new();
         for _ in 0..MAX_COMMIT_ROUNDS {
@@ -226,9 +231,6 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
                         stats,
                         version: stored.version + 1,
                     };
-                    if let Some((_, newest)) = run.iter().max_by_key(|(_, r)| r.reading.timestamp) {
-                        self.state.record_telemetry(&newest.reading).await?;
-                    }
                     let applied = run.len();
                     unpublished.extend(commit.records.into_iter().filter(|(_, a)| !a.is_empty()));
                     let anomalies = self.publish(&unpublished).await?;

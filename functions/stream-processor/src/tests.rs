@@ -357,3 +357,34 @@ async fn sample_kafka_batch_is_processed_like_kinesis() {
     let (_, summary) = p.process(&records).await.unwrap();
     assert_eq!(summary.applied, 3);
 }
+
+#[tokio::test]
+async fn a_failed_state_write_is_made_good_by_the_retry() {
+    let p = processor();
+    let batch = vec![input("s", 0, &reading("car-1", 5, 21.0))];
+    p.state
+        .set_behaviour(Behaviour::Failing(StoreError::Throttled {
+            call: "DynamoDB.UpdateItem".into(),
+            message: "slow".into(),
+        }));
+    let (response, _) = p.process(&batch).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1, "reported for retry");
+    p.state.set_behaviour(Behaviour::Normal);
+    p.process(&batch).await.unwrap();
+    let state = p
+        .state
+        .get(&device("car-1"))
+        .await
+        .unwrap()
+        .expect("the retry stores the reading");
+    assert_eq!(state.last_telemetry.unwrap()["temperature"], 21.0);
+    assert_eq!(
+        p.store
+            .summary(&device("car-1"), "2026-11-25T08")
+            .await
+            .unwrap()
+            .unwrap()
+            .record_count,
+        1
+    );
+}
