@@ -510,3 +510,44 @@ impl AlertSink for RecordingAlerts {
         Ok(())
     }
 }
+
+/// Every record's data in a Kinesis stream, shard by shard from the oldest, in each
+/// shard's order: what integration tests read back after writing.
+pub async fn read_stream(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<Vec<u8>>, String> {
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .map_err(|e| format!("ListShards: {e:?}"))?;
+    let mut data = Vec::new();
+    for shard in shards.shards() {
+        let iterator = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .map_err(|e| format!("GetShardIterator: {e:?}"))?;
+        let mut next = iterator.shard_iterator().map(str::to_string);
+        while let Some(current) = next.take() {
+            let page = client
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await
+                .map_err(|e| format!("GetRecords: {e:?}"))?;
+            data.extend(page.records().iter().map(|r| r.data().as_ref().to_vec()));
+            // An open shard always has a next iterator; stop at the first empty page.
+            if !page.records().is_empty() {
+                next = page.next_shard_iterator().map(str::to_string);
+            }
+        }
+    }
+    Ok(data)
+}

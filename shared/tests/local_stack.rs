@@ -360,44 +360,13 @@ async fn put_records_then_get_records_returns_the_same_records_in_order() {
         report.calls
     );
 
-    let mut seen: Vec<String> = Vec::new();
-    let shards = client
-        .list_shards()
-        .stream_name(&stream)
-        .send()
+    let seen: Vec<String> = fleetwire::testing::read_stream(&client, &stream)
         .await
-        .unwrap_or_else(|e| panic!("{e:?}\n{START_HINT}"));
-    for shard in shards.shards() {
-        let iterator = client
-            .get_shard_iterator()
-            .stream_name(&stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("shard iterator");
-        let mut next = iterator.shard_iterator().map(str::to_string);
-        while let Some(current) = next.take() {
-            let page = client
-                .get_records()
-                .shard_iterator(current)
-                .limit(1000)
-                .send()
-                .await
-                .expect("get records");
-            let found: Vec<String> = page
-                .records()
-                .iter()
-                .map(|r| String::from_utf8_lossy(r.data().as_ref()).into_owned())
-                .filter(|d| d.starts_with(&format!("{run}:")))
-                .collect();
-            let empty = page.records().is_empty();
-            seen.extend(found);
-            if !empty {
-                next = page.next_shard_iterator().map(str::to_string);
-            }
-        }
-    }
+        .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"))
+        .into_iter()
+        .map(|d| String::from_utf8_lossy(&d).into_owned())
+        .filter(|d| d.starts_with(&format!("{run}:")))
+        .collect();
     assert_eq!(seen.len(), 620, "every record comes back once");
     for key in 0..4 {
         let of_key: Vec<usize> = seen

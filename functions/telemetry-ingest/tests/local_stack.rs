@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use fleetwire::adapters::{KinesisSink, SqsDeadLetters};
 use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::dead_letter::DeadLetter;
+use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
 use fleetwire::retry::RetryPolicy;
+use fleetwire::stream::StreamSink;
 use fleetwire::telemetry::TimestampLimits;
 use serde_json::{Value, json};
 use telemetry_ingest::config::Backend;
@@ -62,66 +63,30 @@ fn run_id() -> String {
 
 /// Every record in the stream whose device id starts with `prefix`, as JSON.
 async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str, prefix: &str) -> Vec<Value> {
-    let mut found = Vec::new();
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
+    fleetwire::testing::read_stream(client, stream)
         .await
-        .unwrap_or_else(|e| panic!("{e:?}\n{START_HINT}"));
-    for shard in shards.shards() {
-        let iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("shard iterator");
-        let mut next = iterator.shard_iterator().map(str::to_string);
-        while let Some(current) = next.take() {
-            let page = client
-                .get_records()
-                .shard_iterator(current)
-                .limit(10_000)
-                .send()
-                .await
-                .expect("get records");
-            for record in page.records() {
-                let value: Value =
-                    serde_json::from_slice(record.data().as_ref()).unwrap_or(Value::Null);
-                if value["device_id"]
-                    .as_str()
-                    .is_some_and(|d| d.starts_with(prefix))
-                {
-                    found.push(value);
-                }
-            }
-            if !page.records().is_empty() {
-                next = page.next_shard_iterator().map(str::to_string);
-            }
-        }
-    }
-    found
+        .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"))
+        .iter()
+        .filter_map(|data| serde_json::from_slice::<Value>(data).ok())
+        .filter(|value| {
+            value["device_id"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(prefix))
+        })
+        .collect()
 }
 
-#[tokio::test]
-async fn ten_thousand_records_reach_the_stream_exactly_once() {
-    let (kinesis, sqs) = clients().await;
-    let config = config();
-    let ingest = Ingest::new(
-        KinesisSink::new(kinesis.clone(), var("TELEMETRY_STREAM"), config.sink_retry),
-        SqsDeadLetters::new(sqs, var("DEAD_LETTER_QUEUE_URL"), config.dead_letter_retry),
-        &config,
-    );
-    let run = run_id();
+/// 20 devices named `{prefix}-NN`, each sending 5 buffered batches of 100 readings an hour
+/// old, through `ingest`; the records accepted and the stream calls made.
+async fn send_ten_thousand<S: StreamSink, D: DeadLetterSink>(
+    ingest: &Ingest<S, D>,
+    prefix: &str,
+) -> (usize, usize) {
     let now = OffsetDateTime::now_utc();
     let start_ms = (now.unix_timestamp() - 3600) * 1000;
-    // 20 devices, each sending 5 buffered batches of 100 readings.
-    let mut accepted = 0;
-    let mut calls = 0;
+    let (mut accepted, mut calls) = (0, 0);
     for device in 0..20 {
-        let thing = format!("it-{run}-{device:02}");
+        let thing = format!("{prefix}-{device:02}");
         for batch in 0..5 {
             let records: Vec<Value> = (0..100)
                 .map(|n| {
@@ -140,30 +105,49 @@ async fn ten_thousand_records_reach_the_stream_exactly_once() {
             calls += summary.stream_calls;
         }
     }
-    assert_eq!(accepted, 10_000);
-    println!("10,000 records in {calls} PutRecords calls");
+    (accepted, calls)
+}
 
-    let found = read_stream(&kinesis, &var("TELEMETRY_STREAM"), &format!("it-{run}-")).await;
-    assert_eq!(found.len(), 10_000, "each record is in the stream once");
+/// The 10,000 records came back once each, with distinct record ids, and each of the 20
+/// devices' records in order (one partition key, one shard or partition).
+fn assert_each_once_in_order(found: &[Value]) {
+    assert_eq!(found.len(), 10_000, "each record is there once");
     let ids: HashSet<&str> = found
         .iter()
         .filter_map(|r| r["record_id"].as_str())
         .collect();
     assert_eq!(ids.len(), 10_000, "every record_id is distinct");
-    // One device's records stay in order (one partition key, one shard).
     let mut by_device: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for record in &found {
+    for record in found {
         by_device
             .entry(record["device_id"].as_str().unwrap())
             .or_default()
             .push(record["seq"].as_i64().unwrap());
     }
+    assert_eq!(by_device.len(), 20);
     for (device, seqs) in by_device {
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
-            "{device} out of order"
+            "{device}: one device's records stay in order"
         );
     }
+}
+
+#[tokio::test]
+async fn ten_thousand_records_reach_the_stream_exactly_once() {
+    let (kinesis, sqs) = clients().await;
+    let config = config();
+    let ingest = Ingest::new(
+        KinesisSink::new(kinesis.clone(), var("TELEMETRY_STREAM"), config.sink_retry),
+        SqsDeadLetters::new(sqs, var("DEAD_LETTER_QUEUE_URL"), config.dead_letter_retry),
+        &config,
+    );
+    let run = run_id();
+    let (accepted, calls) = send_ten_thousand(&ingest, &format!("it-{run}")).await;
+    assert_eq!(accepted, 10_000);
+    println!("10,000 records in {calls} PutRecords calls");
+    let found = read_stream(&kinesis, &var("TELEMETRY_STREAM"), &format!("it-{run}-")).await;
+    assert_each_once_in_order(&found);
 }
 
 #[tokio::test]
@@ -308,49 +292,8 @@ async fn ten_thousand_records_reach_the_kafka_topic_exactly_once() {
         &config,
     );
     let run = run_id();
-    let now = OffsetDateTime::now_utc();
-    let start_ms = (now.unix_timestamp() - 3600) * 1000;
-    let mut accepted = 0;
-    for device in 0..20 {
-        let thing = format!("kf-{run}-{device:02}");
-        for batch in 0..5 {
-            let records: Vec<Value> = (0..100)
-                .map(|n| {
-                    let seq = batch * 100 + n;
-                    json!({"device_id": thing, "timestamp": start_ms + seq * 1000, "temperature": 20.5,
-                           "humidity": 45, "pressure": 1000, "seq": seq})
-                })
-                .collect();
-            let event = json!({"records": records, "thing_name": thing, "received_at": now.unix_timestamp() * 1000});
-            let summary = ingest
-                .handle(&event, now)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(summary.dead_lettered, 0, "{summary:?}");
-            accepted += summary.accepted;
-        }
-    }
+    let (accepted, _) = send_ten_thousand(&ingest, &format!("kf-{run}")).await;
     assert_eq!(accepted, 10_000);
-
     let found = read_topic(&format!("kf-{run}-")).await;
-    assert_eq!(found.len(), 10_000, "each record is in the topic once");
-    let ids: HashSet<&str> = found
-        .iter()
-        .filter_map(|r| r["record_id"].as_str())
-        .collect();
-    assert_eq!(ids.len(), 10_000);
-    let mut by_device: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for record in &found {
-        by_device
-            .entry(record["device_id"].as_str().unwrap())
-            .or_default()
-            .push(record["seq"].as_i64().unwrap());
-    }
-    assert_eq!(by_device.len(), 20);
-    for (device, seqs) in by_device {
-        assert!(
-            seqs.windows(2).all(|w| w[0] < w[1]),
-            "{device}: one device's records stay in order on one partition"
-        );
-    }
+    assert_each_once_in_order(&found);
 }
