@@ -2,8 +2,11 @@
 //! Lambda diagnostics, the domain models of the design, narrow port traits and their AWS
 //! adapters, and (behind the `testing` feature) in-memory fakes of those ports.
 
+#![deny(unsafe_code)] // allowed in one module only: cloudfront::rsa_sha1
+
 pub mod adapters;
 pub mod aws;
+pub mod cloudfront;
 pub mod config;
 pub mod dead_letter;
 pub mod device_state;
