@@ -13,6 +13,7 @@ pub mod device_state;
 pub mod error;
 pub mod init;
 pub mod logging;
+pub mod ota;
 pub mod presence;
 pub mod processing;
 pub mod registry;

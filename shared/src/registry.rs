@@ -225,6 +225,14 @@ pub trait Registry: Send + Sync {
         serial: &Serial,
     ) -> impl Future<Output = Result<Option<RegistryEntry>, StoreError>> + Send;
 
+    /// The entry whose thing is `thing_name` (the Registry's `thing_name-index`; eventually
+    /// consistent, which is fine long after provisioning). Thing names are unique: the
+    /// provisioning template names each thing from its serial's row.
+    fn find_by_thing(
+        &self,
+        thing_name: &str,
+    ) -> impl Future<Output = Result<Option<RegistryEntry>, StoreError>> + Send;
+
     /// ALLOWED → PROVISIONED in one conditional write (see [`admits`]). A retry of the
     /// claim that provisioned the serial (same certificate id) succeeds again without
     /// changing the first provisioning time, so an answer lost to a timeout cannot lock a

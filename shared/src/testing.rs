@@ -96,6 +96,14 @@ impl Registry for InMemoryRegistry {
         Ok(lock(&self.entries).get(serial).cloned())
     }
 
+    async fn find_by_thing(&self, thing_name: &str) -> Result<Option<RegistryEntry>, StoreError> {
+        self.behave().await?;
+        Ok(lock(&self.entries)
+            .values()
+            .find(|e| e.thing_name == thing_name)
+            .cloned())
+    }
+
     async fn claim(&self, claim: &ProvisioningClaim) -> Result<ClaimOutcome, StoreError> {
         self.behave().await?;
         let mut entries = lock(&self.entries);
@@ -550,4 +558,252 @@ pub async fn read_stream(
         }
     }
     Ok(data)
+}
+
+/// The OTA tables in maps, with the DynamoDB adapter's rules: outcomes counted once per
+/// device and request, pause only from ACTIVE, flags once.
+#[derive(Debug, Default)]
+pub struct InMemoryOta {
+    releases: Mutex<Vec<crate::ota::Release>>,
+    rollouts: Mutex<Vec<crate::ota::RolloutState>>,
+    offers: Mutex<Vec<crate::ota::OfferRecord>>,
+    progress: Mutex<Vec<(String, crate::ota::StatusReport)>>,
+    outcomes: Mutex<Vec<crate::ota::OutcomeRecord>>,
+    flags: Mutex<Vec<(String, String, String)>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl InMemoryOta {
+    pub fn new(
+        releases: impl IntoIterator<Item = crate::ota::Release>,
+        rollouts: impl IntoIterator<Item = crate::ota::Rollout>,
+    ) -> Self {
+        let ota = Self::default();
+        lock(&ota.releases).extend(releases);
+        lock(&ota.rollouts).extend(
+            rollouts
+                .into_iter()
+                .map(|rollout| crate::ota::RolloutState {
+                    rollout,
+                    pause_alert_pending: false,
+                    pause_reason: None,
+                }),
+        );
+        ota
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.behaviour) = behaviour;
+    }
+
+    pub fn rollout_state(&self, rollout_id: &str) -> Option<crate::ota::RolloutState> {
+        lock(&self.rollouts)
+            .iter()
+            .find(|r| r.rollout.rollout_id == rollout_id)
+            .cloned()
+    }
+
+    pub fn offers(&self) -> Vec<crate::ota::OfferRecord> {
+        lock(&self.offers).clone()
+    }
+
+    pub fn outcomes(&self) -> Vec<crate::ota::OutcomeRecord> {
+        lock(&self.outcomes).clone()
+    }
+
+    pub fn progress(&self) -> Vec<(String, crate::ota::StatusReport)> {
+        lock(&self.progress).clone()
+    }
+
+    /// `(device_id, request_id, reason)` of every flag.
+    pub fn flags(&self) -> Vec<(String, String, String)> {
+        lock(&self.flags).clone()
+    }
+
+    async fn behave(&self) -> Result<(), StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await
+    }
+}
+
+impl crate::ota::FirmwareCatalog for InMemoryOta {
+    async fn rollouts_of_model(&self, model: &str) -> Result<Vec<crate::ota::Rollout>, StoreError> {
+        self.behave().await?;
+        Ok(lock(&self.rollouts)
+            .iter()
+            .filter(|r| r.rollout.model == model)
+            .map(|r| r.rollout.clone())
+            .collect())
+    }
+
+    async fn release(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Option<crate::ota::Release>, StoreError> {
+        self.behave().await?;
+        Ok(lock(&self.releases)
+            .iter()
+            .find(|r| r.model == model && r.version == version)
+            .cloned())
+    }
+}
+
+impl crate::ota::OtaLedger for InMemoryOta {
+    async fn record_offer(&self, offer: &crate::ota::OfferRecord) -> Result<(), StoreError> {
+        self.behave().await?;
+        let mut offers = lock(&self.offers);
+        offers.retain(|o| !(o.device_id == offer.device_id && o.request_id == offer.request_id));
+        offers.push(offer.clone());
+        Ok(())
+    }
+
+    async fn offer(
+        &self,
+        device_id: &str,
+        request_id: &str,
+    ) -> Result<Option<crate::ota::OfferRecord>, StoreError> {
+        self.behave().await?;
+        Ok(lock(&self.offers)
+            .iter()
+            .find(|o| o.device_id == device_id && o.request_id == request_id)
+            .cloned())
+    }
+
+    async fn record_progress(
+        &self,
+        device_id: &str,
+        report: &crate::ota::StatusReport,
+        _at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.behave().await?;
+        let mut progress = lock(&self.progress);
+        progress.retain(|(d, r)| {
+            !(d == device_id && r.request_id == report.request_id && r.status == report.status)
+        });
+        progress.push((device_id.to_owned(), report.clone()));
+        Ok(())
+    }
+
+    async fn record_outcome(
+        &self,
+        outcome: &crate::ota::OutcomeRecord,
+    ) -> Result<crate::ota::CountOutcome, StoreError> {
+        self.behave().await?;
+        let mut outcomes = lock(&self.outcomes);
+        if outcomes
+            .iter()
+            .any(|o| o.device_id == outcome.device_id && o.request_id == outcome.request_id)
+        {
+            return Ok(crate::ota::CountOutcome::Duplicate);
+        }
+        let mut rollouts = lock(&self.rollouts);
+        let Some(state) = rollouts
+            .iter_mut()
+            .find(|r| r.rollout.rollout_id == outcome.rollout_id)
+        else {
+            return Err(StoreError::corrupt(
+                "InMemoryOta",
+                "rollout no longer exists",
+            ));
+        };
+        match outcome.phase.outcome() {
+            Some(crate::ota::Outcome::Success) => state.rollout.successes += 1,
+            _ => state.rollout.failures += 1,
+        }
+        outcomes.push(outcome.clone());
+        Ok(crate::ota::CountOutcome::Counted)
+    }
+
+    async fn rollout(
+        &self,
+        rollout_id: &str,
+    ) -> Result<Option<crate::ota::RolloutState>, StoreError> {
+        self.behave().await?;
+        Ok(self.rollout_state(rollout_id))
+    }
+
+    async fn pause(
+        &self,
+        rollout_id: &str,
+        reason: &str,
+        _at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.behave().await?;
+        let mut rollouts = lock(&self.rollouts);
+        match rollouts
+            .iter_mut()
+            .find(|r| r.rollout.rollout_id == rollout_id)
+        {
+            Some(state) if state.rollout.status == crate::ota::RolloutStatus::Active => {
+                state.rollout.status = crate::ota::RolloutStatus::Paused;
+                state.pause_alert_pending = true;
+                state.pause_reason = Some(reason.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn clear_pause_alert(&self, rollout_id: &str) -> Result<(), StoreError> {
+        self.behave().await?;
+        if let Some(state) = lock(&self.rollouts)
+            .iter_mut()
+            .find(|r| r.rollout.rollout_id == rollout_id)
+        {
+            state.pause_alert_pending = false;
+        }
+        Ok(())
+    }
+
+    async fn flag_unoffered(
+        &self,
+        report: &crate::ota::StatusReport,
+        reason: &str,
+        _at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.behave().await?;
+        let mut flags = lock(&self.flags);
+        if flags
+            .iter()
+            .any(|(d, r, _)| *d == report.thing_name && *r == report.request_id)
+        {
+            return Ok(false);
+        }
+        flags.push((
+            report.thing_name.clone(),
+            report.request_id.clone(),
+            reason.to_owned(),
+        ));
+        Ok(true)
+    }
+}
+
+/// Records what would be published to devices.
+#[derive(Debug, Default)]
+pub struct RecordingChannel {
+    published: Mutex<Vec<(String, serde_json::Value)>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl RecordingChannel {
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.behaviour) = behaviour;
+    }
+
+    /// `(topic, payload as JSON)` of every message, in order.
+    pub fn published(&self) -> Vec<(String, serde_json::Value)> {
+        lock(&self.published).clone()
+    }
+}
+
+impl crate::ota::DeviceChannel for RecordingChannel {
+    async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await?;
+        let value = serde_json::from_slice(&payload)
+            .map_err(|e| StoreError::corrupt("RecordingChannel", e.to_string()))?;
+        lock(&self.published).push((topic.to_owned(), value));
+        Ok(())
+    }
 }

@@ -19,6 +19,9 @@ use crate::registry::{
 };
 use crate::telemetry::{DeviceId, TelemetryRecord};
 
+/// The Registry's global secondary index on `thing_name` (projection ALL).
+pub const THING_NAME_INDEX: &str = "thing_name-index";
+
 /// The Registry table (key `serial`).
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
@@ -160,6 +163,29 @@ impl Registry for DynamoRegistry {
             .item()
             .map(|item| registry_entry(CALL, item))
             .transpose()
+    }
+
+    async fn find_by_thing(&self, thing_name: &str) -> Result<Option<RegistryEntry>, StoreError> {
+        const CALL: &str = "DynamoDB.Query";
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(THING_NAME_INDEX)
+            .key_condition_expression("thing_name = :thing")
+            .expression_attribute_values(":thing", s(thing_name))
+            .limit(2)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk(CALL, e))?;
+        match output.items() {
+            [] => Ok(None),
+            [item] => registry_entry(CALL, item).map(Some),
+            _ => Err(StoreError::corrupt(
+                CALL,
+                format!("thing name {thing_name} belongs to more than one serial"),
+            )),
+        }
     }
 
     async fn claim(&self, claim: &ProvisioningClaim) -> Result<ClaimOutcome, StoreError> {

@@ -40,6 +40,14 @@ impl ItemReader<'_> {
         }
     }
 
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.wrong_type(name, "BOOL", other)),
+        }
+    }
+
     pub fn string_set(&self, name: &str) -> Result<Vec<String>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(Vec::new()),
