@@ -569,7 +569,8 @@ pub struct InMemoryOta {
     offers: Mutex<Vec<crate::ota::OfferRecord>>,
     progress: Mutex<Vec<(String, crate::ota::StatusReport)>>,
     outcomes: Mutex<Vec<crate::ota::OutcomeRecord>>,
-    flags: Mutex<Vec<(String, String, String)>>,
+    /// `(device_id, request_id, reason, alert_pending)`.
+    flags: Mutex<Vec<(String, String, String, bool)>>,
     behaviour: Mutex<Behaviour>,
 }
 
@@ -617,7 +618,10 @@ impl InMemoryOta {
 
     /// `(device_id, request_id, reason)` of every flag.
     pub fn flags(&self) -> Vec<(String, String, String)> {
-        lock(&self.flags).clone()
+        lock(&self.flags)
+            .iter()
+            .map(|(d, r, why, _)| (d.clone(), r.clone(), why.clone()))
+            .collect()
     }
 
     async fn behave(&self) -> Result<(), StoreError> {
@@ -764,18 +768,31 @@ impl crate::ota::OtaLedger for InMemoryOta {
     ) -> Result<bool, StoreError> {
         self.behave().await?;
         let mut flags = lock(&self.flags);
-        if flags
+        match flags
             .iter()
-            .any(|(d, r, _)| *d == report.thing_name && *r == report.request_id)
+            .find(|(d, r, _, _)| *d == report.thing_name && *r == report.request_id)
         {
-            return Ok(false);
+            Some((_, _, _, pending)) => Ok(*pending),
+            None => {
+                flags.push((
+                    report.thing_name.clone(),
+                    report.request_id.clone(),
+                    reason.to_owned(),
+                    true,
+                ));
+                Ok(true)
+            }
         }
-        flags.push((
-            report.thing_name.clone(),
-            report.request_id.clone(),
-            reason.to_owned(),
-        ));
-        Ok(true)
+    }
+
+    async fn clear_flag_alert(&self, device_id: &str, request_id: &str) -> Result<(), StoreError> {
+        self.behave().await?;
+        for flag in lock(&self.flags).iter_mut() {
+            if flag.0 == device_id && flag.1 == request_id {
+                flag.3 = false;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -804,6 +821,32 @@ impl crate::ota::DeviceChannel for RecordingChannel {
         let value = serde_json::from_slice(&payload)
             .map_err(|e| StoreError::corrupt("RecordingChannel", e.to_string()))?;
         lock(&self.published).push((topic.to_owned(), value));
+        Ok(())
+    }
+}
+
+/// Records OTA alerts.
+#[derive(Debug, Default)]
+pub struct RecordingOtaAlerts {
+    sent: Mutex<Vec<crate::ota::OtaAlert>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl RecordingOtaAlerts {
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.behaviour) = behaviour;
+    }
+
+    pub fn sent(&self) -> Vec<crate::ota::OtaAlert> {
+        lock(&self.sent).clone()
+    }
+}
+
+impl crate::ota::OtaAlerts for RecordingOtaAlerts {
+    async fn alert(&self, alert: &crate::ota::OtaAlert) -> Result<(), StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await?;
+        lock(&self.sent).push(alert.clone());
         Ok(())
     }
 }

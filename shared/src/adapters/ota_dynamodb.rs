@@ -477,13 +477,15 @@ impl OtaLedger for DynamoOta {
         item.insert("version".into(), s(&report.version));
         item.insert("status".into(), s(report.status.as_str()));
         item.insert("reason".into(), s(reason));
+        item.insert("alert_pending".into(), AttributeValue::Bool(true));
         let result = self
             .client
             .put_item()
             .table_name(&self.history_table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#at)")
+            .condition_expression("attribute_not_exists(#at) OR alert_pending = :true")
             .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
         match result {
@@ -497,6 +499,21 @@ impl OtaLedger for DynamoOta {
             }
             Err(err) => Err(StoreError::from_sdk(CALL, err)),
         }
+    }
+
+    async fn clear_flag_alert(&self, device_id: &str, request_id: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.history_table)
+            .key("device_id", s(device_id))
+            .key("at", s(format!("flag#{request_id}")))
+            .update_expression("REMOVE alert_pending")
+            .condition_expression("attribute_exists(#at)")
+            .expression_attribute_names("#at", "at")
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("DynamoDB.UpdateItem", e))?;
+        Ok(())
     }
 }
 

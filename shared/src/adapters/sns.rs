@@ -89,3 +89,28 @@ impl AlertSink for SnsAlerts {
         Ok(())
     }
 }
+
+impl crate::ota::OtaAlerts for SnsAlerts {
+    async fn alert(&self, alert: &crate::ota::OtaAlert) -> Result<(), StoreError> {
+        const CALL: &str = "SNS.Publish";
+        let rejected = |e: &dyn std::fmt::Display| StoreError::Rejected {
+            call: CALL.into(),
+            message: e.to_string(),
+        };
+        let message = serde_json::to_string(alert).map_err(|e| rejected(&e))?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(format!("fleetwire OTA: {}", alert.kind))
+            .message(message)
+            .message_attributes("kind", attribute(alert.kind).map_err(|e| rejected(&e))?)
+            .message_attributes(
+                "alert_id",
+                attribute(&alert.alert_id).map_err(|e| rejected(&e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk(CALL, e))?;
+        Ok(())
+    }
+}

@@ -258,14 +258,37 @@ pub trait OtaLedger: Send + Sync {
         rollout_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Flags a report of a version nobody offered this device (`flag#<request_id>`);
-    /// `false` when it was flagged before.
+    /// Flags a report of a version nobody offered this device (`flag#<request_id>`) with
+    /// its alert owed; `false` when it was flagged and alerted before.
     fn flag_unoffered(
         &self,
         report: &StatusReport,
         reason: &str,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks a flag's alert as sent.
+    fn clear_flag_alert(
+        &self,
+        device_id: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// An operator alert about OTA (a paused rollout, a device on an unoffered version).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OtaAlert {
+    /// Stable for one event, so a subscriber can drop the rare second delivery.
+    pub alert_id: String,
+    /// `rollout_paused` or `unoffered_version`.
+    pub kind: &'static str,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// Where OTA alerts go (the SNS alert topic).
+pub trait OtaAlerts: Send + Sync {
+    fn alert(&self, alert: &OtaAlert) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Publishes to a device's MQTT topic (the IoT data plane on AWS).
