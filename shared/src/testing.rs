@@ -560,6 +560,15 @@ pub async fn read_stream(
     Ok(data)
 }
 
+#[derive(Debug, Clone)]
+struct FlagRow {
+    device_id: String,
+    request_id: String,
+    reason: String,
+    alert_pending: bool,
+    lease_until: i64,
+}
+
 /// The OTA tables in maps, with the DynamoDB adapter's rules: outcomes counted once per
 /// device and request, pause only from ACTIVE, flags once.
 #[derive(Debug, Default)]
@@ -569,8 +578,9 @@ pub struct InMemoryOta {
     offers: Mutex<Vec<crate::ota::OfferRecord>>,
     progress: Mutex<Vec<(String, crate::ota::StatusReport)>>,
     outcomes: Mutex<Vec<crate::ota::OutcomeRecord>>,
-    /// `(device_id, request_id, reason, alert_pending)`.
-    flags: Mutex<Vec<(String, String, String, bool)>>,
+    flags: Mutex<Vec<FlagRow>>,
+    /// Pause-alert leases by rollout id.
+    pause_leases: Mutex<HashMap<String, i64>>,
     behaviour: Mutex<Behaviour>,
 }
 
@@ -620,7 +630,7 @@ impl InMemoryOta {
     pub fn flags(&self) -> Vec<(String, String, String)> {
         lock(&self.flags)
             .iter()
-            .map(|(d, r, why, _)| (d.clone(), r.clone(), why.clone()))
+            .map(|f| (f.device_id.clone(), f.request_id.clone(), f.reason.clone()))
             .collect()
     }
 
@@ -749,6 +759,28 @@ impl crate::ota::OtaLedger for InMemoryOta {
         }
     }
 
+    async fn claim_pause_alert(
+        &self,
+        rollout_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.behave().await?;
+        let owed = self
+            .rollout_state(rollout_id)
+            .is_some_and(|r| r.pause_alert_pending);
+        let mut leases = lock(&self.pause_leases);
+        let free = leases
+            .get(rollout_id)
+            .is_none_or(|until| *until < now.unix_timestamp());
+        if owed && free {
+            leases.insert(
+                rollout_id.to_owned(),
+                now.unix_timestamp() + crate::ota::ALERT_LEASE_SECONDS,
+            );
+        }
+        Ok(owed && free)
+    }
+
     async fn clear_pause_alert(&self, rollout_id: &str) -> Result<(), StoreError> {
         self.behave().await?;
         if let Some(state) = lock(&self.rollouts)
@@ -757,6 +789,7 @@ impl crate::ota::OtaLedger for InMemoryOta {
         {
             state.pause_alert_pending = false;
         }
+        lock(&self.pause_leases).remove(rollout_id);
         Ok(())
     }
 
@@ -764,22 +797,29 @@ impl crate::ota::OtaLedger for InMemoryOta {
         &self,
         report: &crate::ota::StatusReport,
         reason: &str,
-        _at: time::OffsetDateTime,
+        at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.behave().await?;
+        let now = at.unix_timestamp();
+        let lease_until = now + crate::ota::ALERT_LEASE_SECONDS;
         let mut flags = lock(&self.flags);
-        match flags
-            .iter()
-            .find(|(d, r, _, _)| *d == report.thing_name && *r == report.request_id)
-        {
-            Some((_, _, _, pending)) => Ok(*pending),
+        let found = flags
+            .iter_mut()
+            .find(|f| f.device_id == report.thing_name && f.request_id == report.request_id);
+        match found {
+            Some(flag) if flag.alert_pending && flag.lease_until < now => {
+                flag.lease_until = lease_until;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
             None => {
-                flags.push((
-                    report.thing_name.clone(),
-                    report.request_id.clone(),
-                    reason.to_owned(),
-                    true,
-                ));
+                flags.push(FlagRow {
+                    device_id: report.thing_name.clone(),
+                    request_id: report.request_id.clone(),
+                    reason: reason.to_owned(),
+                    alert_pending: true,
+                    lease_until,
+                });
                 Ok(true)
             }
         }
@@ -788,8 +828,8 @@ impl crate::ota::OtaLedger for InMemoryOta {
     async fn clear_flag_alert(&self, device_id: &str, request_id: &str) -> Result<(), StoreError> {
         self.behave().await?;
         for flag in lock(&self.flags).iter_mut() {
-            if flag.0 == device_id && flag.1 == request_id {
-                flag.3 = false;
+            if flag.device_id == device_id && flag.request_id == request_id {
+                flag.alert_pending = false;
             }
         }
         Ok(())
@@ -849,4 +889,36 @@ impl crate::ota::OtaAlerts for RecordingOtaAlerts {
         lock(&self.sent).push(alert.clone());
         Ok(())
     }
+}
+
+/// Invokes a function the way a developer would, `cargo lambda invoke`, against the
+/// `cargo lambda watch` that `scripts/stack up` starts (`CARGO_LAMBDA` names the binary,
+/// `FLEETWIRE_LAMBDA_PORT` the port), and returns its JSON answer.
+pub fn invoke_under_watch(function: &str, payload: &serde_json::Value) -> serde_json::Value {
+    let cargo_lambda = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".into());
+    let port = std::env::var("FLEETWIRE_LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
+    let output = std::process::Command::new(&cargo_lambda)
+        .args([
+            "lambda",
+            "invoke",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port,
+        ])
+        .arg(function)
+        .arg("--data-ascii")
+        .arg(payload.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo_lambda}: {e}; run scripts/setup"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "cargo lambda invoke {function} failed ({}): {}{}\nis `cargo lambda watch` running? scripts/stack up starts it",
+        output.status,
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not a JSON answer ({e}): {stdout}"))
 }

@@ -77,6 +77,11 @@ impl<R: Registry, S: FirmwareCatalog + OtaLedger, C: DeviceChannel> FirmwareUrl<
         }
     }
 
+    /// Where answers go (for tests that read them back).
+    pub fn channel(&self) -> &C {
+        &self.channel
+    }
+
     /// Answers one request. Store and publish failures are errors, so the asynchronous
     /// invoke is retried and finally kept in the failed-events queue; a retry signs a fresh
     /// URL and overwrites the offer, which is harmless.

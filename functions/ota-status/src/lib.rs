@@ -155,7 +155,7 @@ impl<S: OtaLedger, A: OtaAlerts> OtaStatus<S, A> {
                 None => return Ok(paused),
             };
         }
-        if state.pause_alert_pending {
+        if state.pause_alert_pending && self.store.claim_pause_alert(rollout_id, now).await? {
             self.alerts.alert(&pause_alert(&state)).await?;
             self.store.clear_pause_alert(rollout_id).await?;
         }

@@ -130,7 +130,18 @@ async fn a_failed_alert_is_sent_by_the_retry() {
         "paused before the alert"
     );
     f.alerts.set_behaviour(Behaviour::Normal);
-    let retried = f.handle(&report(0, "failed"), NOW).await.unwrap();
+    let duplicate = f.handle(&report(0, "failed"), NOW).await.unwrap();
+    assert!(matches!(
+        duplicate,
+        Handled::Finished { counted: false, .. }
+    ));
+    assert!(
+        f.alerts.sent().is_empty(),
+        "the failed sender's lease still holds"
+    );
+    // Lambda retries a failed asynchronous invoke after about a minute.
+    let later = NOW + time::Duration::minutes(1);
+    let retried = f.handle(&report(0, "failed"), later).await.unwrap();
     assert!(matches!(
         retried,
         Handled::Finished {
@@ -145,7 +156,9 @@ async fn a_failed_alert_is_sent_by_the_retry() {
         "the owed alert went out on the retry"
     );
     assert_eq!(counters(&f).1, 1, "still counted once");
-    f.handle(&report(0, "failed"), NOW).await.unwrap();
+    f.handle(&report(0, "failed"), later + time::Duration::minutes(5))
+        .await
+        .unwrap();
     assert_eq!(f.alerts.sent().len(), 1, "and only once");
 }
 

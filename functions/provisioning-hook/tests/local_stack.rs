@@ -3,7 +3,6 @@
 //! Run by `scripts/test` after `scripts/stack up`; without the stack they fail saying so.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,34 +215,10 @@ async fn load_fixture_registry() {
     }
 }
 
-/// Invokes the function the way a developer would: `cargo lambda invoke --data-file`.
+/// Invokes the function under `cargo lambda watch` with the sample event in `event_file`.
 fn invoke_under_watch(event_file: &Path) -> Value {
-    let cargo_lambda = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".into());
-    let port = std::env::var("FLEETWIRE_LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
-    let output = Command::new(&cargo_lambda)
-        .args([
-            "lambda",
-            "invoke",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port,
-            "provisioning-hook",
-        ])
-        .arg("--data-file")
-        .arg(event_file)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo_lambda}: {e}; run scripts/setup"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "cargo lambda invoke failed ({}): {}{}\nis `cargo lambda watch` running? scripts/stack up starts it",
-        output.status,
-        stdout,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not a JSON answer ({e}): {stdout}"))
+    let event: Value = serde_json::from_slice(&std::fs::read(event_file).unwrap()).unwrap();
+    fleetwire::testing::invoke_under_watch("provisioning-hook", &event)
 }
 
 #[tokio::test]

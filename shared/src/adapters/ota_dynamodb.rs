@@ -17,8 +17,8 @@ use super::item::{Item, ItemReader};
 use crate::device_state::WriteOutcome;
 use crate::error::StoreError;
 use crate::ota::{
-    CountOutcome, FirmwareCatalog, OfferRecord, OtaLedger, Outcome, OutcomeRecord, Release,
-    Rollout, RolloutState, RolloutStatus, StatusReport,
+    ALERT_LEASE_SECONDS, CountOutcome, FirmwareCatalog, OfferRecord, OtaLedger, Outcome,
+    OutcomeRecord, Release, Rollout, RolloutState, RolloutStatus, StatusReport,
 };
 
 /// The Rollouts table's index on `model`.
@@ -447,12 +447,35 @@ impl OtaLedger for DynamoOta {
         Ok(conditional_update(CALL, result)? == WriteOutcome::Applied)
     }
 
+    async fn claim_pause_alert(
+        &self,
+        rollout_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const CALL: &str = "DynamoDB.UpdateItem";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.rollouts_table)
+            .key("rollout_id", s(rollout_id))
+            .update_expression("SET pause_alert_lease_until = :until")
+            .condition_expression(
+                "pause_alert_pending = :true AND (attribute_not_exists(pause_alert_lease_until) OR pause_alert_lease_until < :now)",
+            )
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .expression_attribute_values(":until", n(now.unix_timestamp() + ALERT_LEASE_SECONDS))
+            .send()
+            .await;
+        Ok(conditional_update(CALL, result)? == WriteOutcome::Applied)
+    }
+
     async fn clear_pause_alert(&self, rollout_id: &str) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.rollouts_table)
             .key("rollout_id", s(rollout_id))
-            .update_expression("REMOVE pause_alert_pending")
+            .update_expression("REMOVE pause_alert_pending, pause_alert_lease_until")
             .condition_expression("attribute_exists(rollout_id)")
             .send()
             .await
@@ -478,14 +501,21 @@ impl OtaLedger for DynamoOta {
         item.insert("status".into(), s(report.status.as_str()));
         item.insert("reason".into(), s(reason));
         item.insert("alert_pending".into(), AttributeValue::Bool(true));
+        item.insert(
+            "alert_lease_until".into(),
+            n(at.unix_timestamp() + ALERT_LEASE_SECONDS),
+        );
         let result = self
             .client
             .put_item()
             .table_name(&self.history_table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#at) OR alert_pending = :true")
+            .condition_expression(
+                "attribute_not_exists(#at) OR (alert_pending = :true AND alert_lease_until < :now)",
+            )
             .expression_attribute_names("#at", "at")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", n(at.unix_timestamp()))
             .send()
             .await;
         match result {
@@ -507,7 +537,7 @@ impl OtaLedger for DynamoOta {
             .table_name(&self.history_table)
             .key("device_id", s(device_id))
             .key("at", s(format!("flag#{request_id}")))
-            .update_expression("REMOVE alert_pending")
+            .update_expression("REMOVE alert_pending, alert_lease_until")
             .condition_expression("attribute_exists(#at)")
             .expression_attribute_names("#at", "at")
             .send()

@@ -19,6 +19,11 @@ pub use version::Version;
 
 use crate::error::StoreError;
 
+/// How long a claim to send an owed alert lasts before another caller may take it: longer
+/// than one SNS publish may take, shorter than the minute Lambda waits before retrying a
+/// failed asynchronous invoke, so the retry finds the lease expired and sends the alert.
+pub const ALERT_LEASE_SECONDS: i64 = 30;
+
 /// The topic a device's answers go to.
 pub fn answer_topic(thing_name: &str) -> String {
     format!("fleet/{thing_name}/firmware/url")
@@ -253,13 +258,25 @@ pub trait OtaLedger: Send + Sync {
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Takes the right to send a rollout's owed pause alert for [`ALERT_LEASE_SECONDS`]:
+    /// `true` for exactly one caller while the alert is owed and no unexpired lease exists,
+    /// so concurrent reports send it once and a crashed sender's alert is sent after the
+    /// lease runs out.
+    fn claim_pause_alert(
+        &self,
+        rollout_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the pause alert as sent.
     fn clear_pause_alert(
         &self,
         rollout_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Flags a report of a version nobody offered this device (`flag#<request_id>`) with
-    /// its alert owed; `false` when it was flagged and alerted before.
+    /// Flags a report of a version nobody offered this device (`flag#<request_id>`) and
+    /// takes the right to send its alert, as [`OtaLedger::claim_pause_alert`] does: `false`
+    /// when it was alerted before or another sender holds an unexpired lease.
     fn flag_unoffered(
         &self,
         report: &StatusReport,

@@ -112,7 +112,11 @@ pub fn plan(
         }
         let name = match resource.properties.get(name_property) {
             Some(v) => resolver.text(&format!("{}.{name_property}", resource.logical_id), v)?,
-            // CloudFormation would generate <stack>-<LogicalId>-<random>; locally, no random part.
+            // CloudFormation would generate <stack>-<LogicalId>-<random>, in lower case for
+            // buckets, whose names must be; locally, the same without the random part.
+            None if name_property == "BucketName" => {
+                format!("{stack_name}-{}", resource.logical_id).to_ascii_lowercase()
+            }
             None => format!("{stack_name}-{}", resource.logical_id),
         };
         let arn = arn_format
