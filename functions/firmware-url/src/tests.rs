@@ -309,3 +309,53 @@ fn s3_keys_are_percent_encoded_for_the_path() {
     assert_eq!(percent_encode_path("a/b c/é.bin"), "a/b%20c/%C3%A9.bin");
     assert_eq!(percent_encode_path("x?y#z"), "x%3Fy%23z");
 }
+
+fn sample(name: &str) -> Value {
+    let path = format!(
+        "{}/../../events/firmware-url/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn sample_events_give_the_expected_answers() {
+    let fixtures = sample("fixtures.json");
+    let registry = InMemoryRegistry::with_entries(
+        serde_json::from_value::<Vec<RegistryEntry>>(fixtures["registry"].clone()).unwrap(),
+    );
+    let store = InMemoryOta::new(
+        serde_json::from_value::<Vec<Release>>(fixtures["releases"].clone()).unwrap(),
+        serde_json::from_value::<Vec<Rollout>>(fixtures["rollouts"].clone()).unwrap(),
+    );
+    let signer = UrlSigner::new(
+        "K2JCJMDEHXQW5F",
+        SigningKey::from_pem(&key_file("rsa2048_pkcs1.pem")).unwrap(),
+        None,
+    )
+    .unwrap();
+    let f = FirmwareUrl::new(
+        registry,
+        store,
+        RecordingChannel::default(),
+        signer,
+        settings(),
+    );
+    let expected: Vec<Value> = serde_json::from_value(sample("expected.json")).unwrap();
+    for case in expected {
+        let event = sample(case["event"].as_str().unwrap());
+        let got = serde_json::to_value(f.handle(&event, NOW).await.unwrap()).unwrap();
+        for (key, want) in case["result"].as_object().unwrap() {
+            assert_eq!(&got[key], want, "{}: {got}", case["event"]);
+        }
+        let (topic, answer) = f.channel.published().pop().unwrap();
+        assert_eq!(
+            topic,
+            format!(
+                "fleet/{}/firmware/url",
+                event["thing_name"].as_str().unwrap()
+            )
+        );
+        assert_eq!(answer["request_id"], event["request_id"], "{answer}");
+    }
+}

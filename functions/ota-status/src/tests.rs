@@ -46,12 +46,7 @@ fn report(device: usize, status: &str) -> Value {
 }
 
 fn counters(f: &OtaStatus<InMemoryOta, RecordingOtaAlerts>) -> (u64, u64, RolloutStatus) {
-    let state = f.store.rollout_state("r-15").unwrap();
-    (
-        state.rollout.successes,
-        state.rollout.failures,
-        state.rollout.status,
-    )
+    counters_of(f, "r-15")
 }
 
 #[tokio::test]
@@ -232,4 +227,68 @@ async fn store_failures_are_errors_so_lambda_retries() {
     f.store.set_behaviour(Behaviour::Normal);
     f.handle(&report(0, "succeeded"), NOW).await.unwrap();
     assert_eq!(counters(&f), (1, 0, RolloutStatus::Active));
+}
+
+fn sample(name: &str) -> Value {
+    let path = format!(
+        "{}/../../events/ota-status/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn sample_events_in_sequence_give_the_expected_outcomes() {
+    let fixtures = sample("fixtures.json");
+    let rollouts: Vec<Rollout> = serde_json::from_value(fixtures["rollouts"].clone()).unwrap();
+    let store = InMemoryOta::new([], rollouts);
+    for offer in fixtures["offers"].as_array().unwrap() {
+        let text = |k: &str| offer[k].as_str().unwrap().to_owned();
+        store
+            .record_offer(&OfferRecord {
+                device_id: text("device_id"),
+                request_id: text("request_id"),
+                rollout_id: text("rollout_id"),
+                version: text("version"),
+                from_version: text("from_version"),
+                url_expires_at: 0,
+                at: NOW,
+            })
+            .await
+            .unwrap();
+    }
+    let f = OtaStatus::new(store, RecordingOtaAlerts::default());
+    let expected: Vec<Value> = serde_json::from_value(sample("expected.json")).unwrap();
+    for case in expected {
+        let got = serde_json::to_value(
+            f.handle(&sample(case["event"].as_str().unwrap()), NOW)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        for (key, want) in case["result"].as_object().unwrap() {
+            assert_eq!(&got[key], want, "{}: {got}", case["event"]);
+        }
+    }
+    assert_eq!(
+        counters_of(&f, "sensor-x-1.5.0-wave1"),
+        (1, 0, RolloutStatus::Active)
+    );
+    assert_eq!(
+        f.alerts.sent().len(),
+        1,
+        "the unoffered version was alerted"
+    );
+}
+
+fn counters_of(
+    f: &OtaStatus<InMemoryOta, RecordingOtaAlerts>,
+    id: &str,
+) -> (u64, u64, RolloutStatus) {
+    let state = f.store.rollout_state(id).unwrap();
+    (
+        state.rollout.successes,
+        state.rollout.failures,
+        state.rollout.status,
+    )
 }
