@@ -34,18 +34,7 @@ fn entry(serial: &str, thing: &str, status: RegistryStatus) -> RegistryEntry {
 }
 
 fn rollout(id: &str, version: &str, percentage: f64) -> Rollout {
-    Rollout {
-        rollout_id: id.into(),
-        model: "sensor-x".into(),
-        version: version.into(),
-        percentage,
-        failure_threshold: 0.2,
-        min_sample: 10,
-        allow_downgrade: false,
-        status: RolloutStatus::Active,
-        successes: 0,
-        failures: 0,
-    }
+    Rollout::active(id, "sensor-x", version, percentage, 0.2, 10)
 }
 
 fn release(version: &str, size: u64) -> Release {

@@ -7,7 +7,7 @@ use fleetwire::adapters::signing_secret::load_url_signer;
 use fleetwire::adapters::{DynamoOta, DynamoRegistry, IotDataChannel};
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::cloudfront::{UrlVerifier, VerifyingKey};
-use fleetwire::ota::{DeviceChannel, Release, Rollout, RolloutStatus};
+use fleetwire::ota::{DeviceChannel, Release, Rollout};
 use fleetwire::registry::{Registry, RegistryEntry, RegistryStatus, Serial};
 use fleetwire::testing::{RecordingChannel, invoke_under_watch};
 use serde_json::{Value, json};
@@ -96,22 +96,8 @@ async fn seed(stack: &Stack, tag: &str) -> (String, String) {
         })
         .await
         .unwrap();
-    stack
-        .ota
-        .put_rollout(&Rollout {
-            rollout_id: format!("r-{unique}"),
-            model: model.clone(),
-            version: "2.0.0".into(),
-            percentage: 100.0,
-            failure_threshold: 0.2,
-            min_sample: 10,
-            allow_downgrade: false,
-            status: RolloutStatus::Active,
-            successes: 0,
-            failures: 0,
-        })
-        .await
-        .unwrap();
+    let rollout = Rollout::active(format!("r-{unique}"), &model, "2.0.0", 100.0, 0.2, 10);
+    stack.ota.put_rollout(&rollout).await.unwrap();
     (thing, model)
 }
 

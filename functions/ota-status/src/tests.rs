@@ -7,18 +7,7 @@ use super::*;
 const NOW: OffsetDateTime = datetime!(2026-11-25 07:00 UTC);
 
 fn rollout(min_sample: u64, threshold: f64) -> Rollout {
-    Rollout {
-        rollout_id: "r-15".into(),
-        model: "sensor-x".into(),
-        version: "1.5.0".into(),
-        percentage: 10.0,
-        failure_threshold: threshold,
-        min_sample,
-        allow_downgrade: false,
-        status: RolloutStatus::Active,
-        successes: 0,
-        failures: 0,
-    }
+    Rollout::active("r-15", "sensor-x", "1.5.0", 10.0, threshold, min_sample)
 }
 
 async fn function(rollout: Rollout, devices: usize) -> OtaStatus<InMemoryOta, RecordingOtaAlerts> {

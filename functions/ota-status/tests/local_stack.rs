@@ -47,20 +47,15 @@ fn unique(tag: &str) -> String {
 /// A rollout (threshold 30 %, sample 10) and an offer of it to `devices` things.
 async fn seed(ota: &DynamoOta, tag: &str, devices: usize) -> (String, Vec<String>) {
     let rollout_id = unique(tag);
-    ota.put_rollout(&Rollout {
-        rollout_id: rollout_id.clone(),
-        model: format!("model-{rollout_id}"),
-        version: "2.0.0".into(),
-        percentage: 100.0,
-        failure_threshold: 0.3,
-        min_sample: 10,
-        allow_downgrade: false,
-        status: RolloutStatus::Active,
-        successes: 0,
-        failures: 0,
-    })
-    .await
-    .unwrap();
+    let rollout = Rollout::active(
+        &rollout_id,
+        format!("model-{rollout_id}"),
+        "2.0.0",
+        100.0,
+        0.3,
+        10,
+    );
+    ota.put_rollout(&rollout).await.unwrap();
     let mut things = Vec::new();
     for i in 0..devices {
         let thing = format!("car-{i}-{rollout_id}");

@@ -152,28 +152,25 @@ fn release(call: &str, item: &Item) -> Result<Release, StoreError> {
 }
 
 impl DynamoOta {
-    /// Writes a release (for fleetctl and tests).
-    pub async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
+    async fn put(&self, table: &str, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.firmware_table)
-            .set_item(Some(release_item(release)))
+            .table_name(table)
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("DynamoDB.PutItem", e))?;
         Ok(())
     }
 
+    /// Writes a release (for fleetctl and tests).
+    pub async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
+        self.put(&self.firmware_table, release_item(release)).await
+    }
+
     /// Writes a rollout (for fleetctl and tests).
     pub async fn put_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.rollouts_table)
-            .set_item(Some(rollout_item(rollout)))
-            .send()
-            .await
-            .map_err(|e| StoreError::from_sdk("DynamoDB.PutItem", e))?;
-        Ok(())
+        self.put(&self.rollouts_table, rollout_item(rollout)).await
     }
 
     /// A device's OtaHistory, oldest key first (for fleetctl and tests).
@@ -257,14 +254,7 @@ impl OtaLedger for DynamoOta {
         item.insert("version".into(), s(&offer.version));
         item.insert("from_version".into(), s(&offer.from_version));
         item.insert("url_expires_at".into(), n(offer.url_expires_at));
-        self.client
-            .put_item()
-            .table_name(&self.history_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::from_sdk("DynamoDB.PutItem", e))?;
-        Ok(())
+        self.put(&self.history_table, item).await
     }
 
     async fn offer(
@@ -317,14 +307,7 @@ impl OtaLedger for DynamoOta {
         if let Some(progress) = report.progress {
             item.insert("progress".into(), n(progress));
         }
-        self.client
-            .put_item()
-            .table_name(&self.history_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::from_sdk("DynamoDB.PutItem", e))?;
-        Ok(())
+        self.put(&self.history_table, item).await
     }
 
     async fn record_outcome(&self, outcome: &OutcomeRecord) -> Result<CountOutcome, StoreError> {

@@ -64,6 +64,29 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// A new ACTIVE rollout with no outcomes yet and no downgrades.
+    pub fn active(
+        rollout_id: impl Into<String>,
+        model: impl Into<String>,
+        version: impl Into<String>,
+        percentage: f64,
+        failure_threshold: f64,
+        min_sample: u64,
+    ) -> Self {
+        Self {
+            rollout_id: rollout_id.into(),
+            model: model.into(),
+            version: version.into(),
+            percentage,
+            failure_threshold,
+            min_sample,
+            allow_downgrade: false,
+            status: RolloutStatus::Active,
+            successes: 0,
+            failures: 0,
+        }
+    }
+
     /// Whether the rollout's percentage reaches `device_id`. Raising the percentage only
     /// adds devices: a device's bucket never changes.
     pub fn reaches(&self, device_id: &str) -> bool {
@@ -166,18 +189,7 @@ mod tests {
     use proptest::prelude::*;
 
     pub(crate) fn rollout(id: &str, version: &str, percentage: f64) -> Rollout {
-        Rollout {
-            rollout_id: id.into(),
-            model: "sensor-x".into(),
-            version: version.into(),
-            percentage,
-            failure_threshold: 0.2,
-            min_sample: 10,
-            allow_downgrade: false,
-            status: RolloutStatus::Active,
-            successes: 0,
-            failures: 0,
-        }
+        Rollout::active(id, "sensor-x", version, percentage, 0.2, 10)
     }
 
     fn v(text: &str) -> Version {
