@@ -598,6 +598,8 @@ impl InMemoryOta {
                     rollout,
                     pause_alert_pending: false,
                     pause_reason: None,
+                    prior_successes: 0,
+                    prior_failures: 0,
                 }),
         );
         ota

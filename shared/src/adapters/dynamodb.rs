@@ -25,8 +25,8 @@ pub const THING_NAME_INDEX: &str = "thing_name-index";
 /// The Registry table (key `serial`).
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoRegistry {
@@ -38,16 +38,16 @@ impl DynamoRegistry {
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
-fn registry_item(entry: &RegistryEntry) -> Item {
+pub(crate) fn registry_item(entry: &RegistryEntry) -> Item {
     let mut item: Item = [
         ("serial".to_string(), s(entry.serial.as_str())),
         ("status".to_string(), s(entry.status.as_str())),
@@ -82,7 +82,7 @@ fn registry_item(entry: &RegistryEntry) -> Item {
     item
 }
 
-fn registry_entry(call: &str, item: &Item) -> Result<RegistryEntry, StoreError> {
+pub(crate) fn registry_entry(call: &str, item: &Item) -> Result<RegistryEntry, StoreError> {
     let r = ItemReader { call, item };
     let serial = Serial::parse(&r.string("serial")?).map_err(|e| StoreError::corrupt(call, e))?;
     let status_name = r.string("status")?;

@@ -6,9 +6,11 @@ pub mod item;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod kinesis;
+pub mod ota_admin;
 pub mod ota_dynamodb;
 pub mod presence_dynamodb;
 pub mod processing_dynamodb;
+pub mod registry_admin;
 pub mod signing_secret;
 pub mod sns;
 pub mod sqs;

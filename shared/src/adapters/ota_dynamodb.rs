@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::dynamodb::conditional_update;
+use super::dynamodb::{conditional_update, rfc3339, s};
 use super::item::{Item, ItemReader};
 use crate::device_state::WriteOutcome;
 use crate::error::StoreError;
@@ -29,10 +29,10 @@ pub const HISTORY_RETENTION_DAYS: i64 = 365;
 /// The three OTA tables.
 #[derive(Debug, Clone)]
 pub struct DynamoOta {
-    client: Client,
-    firmware_table: String,
-    rollouts_table: String,
-    history_table: String,
+    pub(crate) client: Client,
+    pub(crate) firmware_table: String,
+    pub(crate) rollouts_table: String,
+    pub(crate) history_table: String,
 }
 
 impl DynamoOta {
@@ -51,17 +51,8 @@ impl DynamoOta {
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// The attributes every OtaHistory item carries.
@@ -99,7 +90,7 @@ pub(crate) fn rollout_item(rollout: &Rollout) -> Item {
     .into()
 }
 
-fn rollout_state(call: &str, item: &Item) -> Result<RolloutState, StoreError> {
+pub(crate) fn rollout_state(call: &str, item: &Item) -> Result<RolloutState, StoreError> {
     let r = ItemReader { call, item };
     let status = r.string("status")?;
     let rollout = Rollout {
@@ -119,6 +110,8 @@ fn rollout_state(call: &str, item: &Item) -> Result<RolloutState, StoreError> {
         rollout,
         pause_alert_pending: r.boolean("pause_alert_pending")?.unwrap_or(false),
         pause_reason: r.optional_string("pause_reason")?,
+        prior_successes: r.number("prior_successes")?.unwrap_or(0),
+        prior_failures: r.number("prior_failures")?.unwrap_or(0),
     })
 }
 
@@ -138,7 +131,7 @@ pub(crate) fn release_item(release: &Release) -> Item {
     item
 }
 
-fn release(call: &str, item: &Item) -> Result<Release, StoreError> {
+pub(crate) fn release(call: &str, item: &Item) -> Result<Release, StoreError> {
     let r = ItemReader { call, item };
     Ok(Release {
         model: r.string("model")?,

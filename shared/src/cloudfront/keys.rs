@@ -142,6 +142,85 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// The kind of key pair [`generate_key`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// RSA 2048: CloudFront's default, signs with SHA1 or SHA256.
+    Rsa2048,
+    /// ECDSA P-256: smaller and about 20 times faster to sign; SHA256 only.
+    EcdsaP256,
+}
+
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "rsa" | "rsa2048" => Ok(Self::Rsa2048),
+            "ecdsa" | "ecdsa-p256" | "p256" => Ok(Self::EcdsaP256),
+            _ => Err(format!("{text:?} is not a key algorithm (rsa or ecdsa)")),
+        }
+    }
+}
+
+/// A new key pair in PEM: the private key (PKCS#8) for the signing secret and the public
+/// key (SubjectPublicKeyInfo) for CloudFront.
+pub struct GeneratedKey {
+    pub private_pem: String,
+    pub public_pem: String,
+}
+
+impl fmt::Debug for GeneratedKey {
+    /// The public half only: a private key never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("private_pem", &"redacted")
+            .field("public_pem", &self.public_pem)
+            .finish()
+    }
+}
+
+/// Generates a key pair with AWS-LC's random generator.
+pub fn generate_key(algorithm: KeyAlgorithm) -> Result<GeneratedKey, KeyError> {
+    use aws_lc_rs::encoding::AsDer;
+    let failed = |_| KeyError::Unsupported;
+    let (private_der, public_der) = match algorithm {
+        KeyAlgorithm::Rsa2048 => {
+            let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(failed)?;
+            let private = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec();
+            let public = key.public_key().as_der().map_err(failed)?.as_ref().to_vec();
+            (private, public)
+        }
+        KeyAlgorithm::EcdsaP256 => {
+            let key = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING)
+                .map_err(failed)?;
+            let private = key.to_pkcs8v1().map_err(failed)?.as_ref().to_vec();
+            let public = key.public_key().as_der().map_err(failed)?.as_ref().to_vec();
+            (private, public)
+        }
+    };
+    Ok(GeneratedKey {
+        private_pem: pem("PRIVATE KEY", &private_der),
+        public_pem: pem("PUBLIC KEY", &public_der),
+    })
+}
+
+/// PEM armour: base64 in lines of 64, as OpenSSL writes it.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PublicKind {
     Rsa,
@@ -265,6 +344,37 @@ mod tests {
             VerifyingKey::from_pem(b"nope").unwrap_err(),
             KeyError::NoPublicKey
         );
+    }
+
+    #[test]
+    fn generated_keys_sign_and_verify_through_their_pem() {
+        for (algorithm, hash) in [
+            (KeyAlgorithm::Rsa2048, HashAlgorithm::Sha1),
+            (KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256),
+            (KeyAlgorithm::EcdsaP256, HashAlgorithm::Sha256),
+        ] {
+            let generated = generate_key(algorithm).unwrap();
+            assert!(
+                generated
+                    .private_pem
+                    .starts_with("-----BEGIN PRIVATE KEY-----\n")
+            );
+            assert!(generated.public_pem.ends_with("-----END PUBLIC KEY-----\n"));
+            let key = SigningKey::from_pem(generated.private_pem.as_bytes()).unwrap();
+            let public = VerifyingKey::from_pem(generated.public_pem.as_bytes()).unwrap();
+            let signature = key.sign(hash, b"firmware");
+            assert!(
+                public.verify(hash, b"firmware", &signature),
+                "{algorithm:?}"
+            );
+            assert!(
+                !public.verify(hash, b"firmwarE", &signature),
+                "{algorithm:?}"
+            );
+            assert!(!format!("{generated:?}").contains("PRIVATE"));
+        }
+        assert_eq!("ECDSA".parse::<KeyAlgorithm>(), Ok(KeyAlgorithm::EcdsaP256));
+        assert!("dsa".parse::<KeyAlgorithm>().is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod rsa_sha1;
 mod verify;
 
 pub use encoding::{decode, encode};
-pub use keys::{KeyError, SigningKey, VerifyingKey};
+pub use keys::{GeneratedKey, KeyAlgorithm, KeyError, SigningKey, VerifyingKey, generate_key};
 pub use policy::{IpCidr, Policy, PolicyError};
 pub use verify::{UrlVerifier, VerifyError};
 

@@ -6,6 +6,7 @@
 //! - `fleet/<thing>/firmware/url`: [`FirmwareAnswer`] to the device (QoS 1).
 //! - `fleet/<thing>/ota/status`: [`StatusReport`] from the device.
 
+pub mod image;
 mod rollout;
 mod version;
 
@@ -198,6 +199,10 @@ pub struct RolloutState {
     /// Set in the same write that paused the rollout, cleared once SNS took the alert.
     pub pause_alert_pending: bool,
     pub pause_reason: Option<String>,
+    /// Outcomes counted before the last resume: a resume starts a new failure-rate window
+    /// (`rollout.successes` and `rollout.failures`), these keep the rollout's whole tally.
+    pub prior_successes: u64,
+    pub prior_failures: u64,
 }
 
 /// The Firmware and Rollouts tables, as firmware-url reads them.

@@ -19,6 +19,8 @@ pub enum RolloutStatus {
     Paused,
     /// Finished by an operator; offered to nobody.
     Completed,
+    /// Stopped for good by an operator (`fleetctl rollout abort`); offered to nobody.
+    Aborted,
 }
 
 impl RolloutStatus {
@@ -27,6 +29,7 @@ impl RolloutStatus {
             Self::Active => "ACTIVE",
             Self::Paused => "PAUSED",
             Self::Completed => "COMPLETED",
+            Self::Aborted => "ABORTED",
         }
     }
 
@@ -35,6 +38,7 @@ impl RolloutStatus {
             "ACTIVE" => Some(Self::Active),
             "PAUSED" => Some(Self::Paused),
             "COMPLETED" => Some(Self::Completed),
+            "ABORTED" => Some(Self::Aborted),
             _ => None,
         }
     }
