@@ -40,6 +40,7 @@ export_local_endpoints() {
   export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
   export AWS_ENDPOINT_URL_IOT="http://127.0.0.1:$MOTO_PORT"
   export AWS_ENDPOINT_URL_IOT_DATA_PLANE="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_CLOUDFRONT="http://127.0.0.1:$MOTO_PORT"
   # A 500 from an emulator is not worth four retries.
   export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-1}"
 }

@@ -1,40 +1,57 @@
-//! `fleetctl`: the operator's command line for a fleetwire deployment.
-//!
-//! Every failure is one line on stderr and exit code 2 (1 is left for "ran, found a
-//! problem" answers of future commands); the answer alone goes to stdout, so it can be
-//! piped.
-
-mod sign_url;
+//! `fleetctl`: see the library for the commands; this only maps their result to stdout,
+//! stderr and the exit code.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(name = "fleetctl", version, about = "Operate a fleetwire deployment")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print a CloudFront signed URL (canned policy with only --expires, custom otherwise).
-    SignUrl(sign_url::Args),
-}
+use clap::Parser;
+use clap::error::ErrorKind;
+use fleetctl::cli::Cli;
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::SignUrl(args) => sign_url::run(&args),
-    };
-    match result {
-        Ok(answer) => {
-            println!("{answer}");
-            ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            err.exit()
         }
-        Err(message) => {
-            eprintln!("fleetctl: {message}");
-            ExitCode::from(2)
+        Err(err) if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        Err(err) => {
+            // clap's first paragraph says what is wrong; the rest is usage, which --help
+            // shows. One line, as every other fleetctl error.
+            let rendered = err.render().to_string();
+            let what: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!(
+                "fleetctl: {} (see fleetctl --help)",
+                what.join(" ").trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match fleetctl::cli::run(cli) {
+        Ok(answer) => {
+            if !answer.text.is_empty() {
+                println!("{}", answer.text.trim_end_matches('\n'));
+            }
+            if answer.failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(failure) => {
+            eprintln!("fleetctl: {failure}");
+            ExitCode::from(failure.exit_code())
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use fleetwire::cloudfront::{HashAlgorithm, IpCidr, Policy, SigningKey, UrlSigner};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// The URL to sign, percent-encoded as it will be requested.
     #[arg(long)]
