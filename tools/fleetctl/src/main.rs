@@ -1,6 +1,7 @@
 //! `fleetctl`: see the library for the commands; this only maps their result to stdout,
 //! stderr and the exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -41,7 +42,9 @@ fn main() -> ExitCode {
     match fleetctl::cli::run(cli) {
         Ok(answer) => {
             if !answer.text.is_empty() {
-                println!("{}", answer.text.trim_end_matches('\n'));
+                // A closed pipe (`fleetctl ... | head -1`) is the reader's choice, not an error.
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{}", answer.text.trim_end_matches('\n'));
             }
             if answer.failed {
                 ExitCode::from(1)
