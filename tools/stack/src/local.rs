@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::plan::{Planned, Spec, TableSpec};
+use fleetwire_stack::plan::{Planned, Spec, TableSpec};
 
 /// One client per service, built once from the shared SDK configuration.
 pub struct Clients {
@@ -19,6 +19,7 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub iot: aws_sdk_iot::Client,
 }
 
 impl Clients {
@@ -34,6 +35,7 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            iot: aws_sdk_iot::Client::new(config),
         }
     }
 }
@@ -328,6 +330,7 @@ pub async fn create(clients: &Clients, resource: &Planned, arn: &str) -> Result<
             };
             Ok(Outcome { state, value: name })
         }
+        Spec::IotPolicy { document } => create_iot_policy(clients, resource, document).await,
         Spec::Secret { value } => {
             let result = clients
                 .secrets
@@ -367,6 +370,34 @@ pub async fn create(clients: &Clients, resource: &Planned, arn: &str) -> Result<
             }
         }
     }
+}
+
+async fn create_iot_policy(
+    clients: &Clients,
+    resource: &Planned,
+    document: &str,
+) -> Result<Outcome, BoxError> {
+    let result = clients
+        .iot
+        .create_policy()
+        .policy_name(&resource.name)
+        .policy_document(document)
+        .send()
+        .await;
+    let state = match result {
+        Ok(_) => State::Created,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+        {
+            State::Existing
+        }
+        Err(e) => return Err(err(resource, aws_sdk_iot::error::DisplayErrorContext(e))),
+    };
+    Ok(Outcome {
+        state,
+        value: resource.name.clone(),
+    })
 }
 
 async fn topic_exists(clients: &Clients, arn: &str) -> bool {
@@ -415,6 +446,13 @@ pub async fn inspect(clients: &Clients, resource: &Planned, arn: &str) -> Outcom
             .secrets
             .describe_secret()
             .secret_id(&name)
+            .send()
+            .await
+            .is_ok(),
+        Spec::IotPolicy { .. } => clients
+            .iot
+            .get_policy()
+            .policy_name(&name)
             .send()
             .await
             .is_ok(),

@@ -6,8 +6,6 @@
 
 mod exercise;
 mod local;
-mod plan;
-mod template;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,12 +15,11 @@ use clap::{Parser, Subcommand};
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::config::Env;
 
-use crate::local::{Clients, Outcome, State};
-use crate::plan::Planned;
-use crate::template::Template;
+use fleetwire_stack::LOCAL_ACCOUNT;
+use fleetwire_stack::plan::{self, Planned};
+use fleetwire_stack::template::Template;
 
-/// Local account id: moto's default, so ARNs match what moto returns.
-const LOCAL_ACCOUNT: &str = "123456789012";
+use crate::local::{Clients, Outcome, State};
 
 #[derive(Parser)]
 #[command(about = "Creates and checks the resources of template.yaml on the local stack")]

@@ -29,6 +29,11 @@ pub enum Spec {
     Secret {
         value: Option<String>,
     },
+    /// An IoT policy (moto keeps them), for the local runner to attach to the things it
+    /// provisions.
+    IotPolicy {
+        document: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -51,6 +56,7 @@ impl Spec {
             Spec::Topic => "SNS topic",
             Spec::Bucket => "S3 bucket",
             Spec::Secret { .. } => "Secret",
+            Spec::IotPolicy { .. } => "IoT policy",
         }
     }
 }
@@ -174,6 +180,14 @@ pub fn plan(
             },
             "AWS::SNS::Topic" => Spec::Topic,
             "AWS::S3::Bucket" => Spec::Bucket,
+            "AWS::IoT::Policy" => Spec::IotPolicy {
+                document: resolver
+                    .resolve(
+                        &at("PolicyDocument"),
+                        props.get("PolicyDocument").unwrap_or(&Value::Null),
+                    )?
+                    .to_string(),
+            },
             _ => Spec::Secret {
                 value: props
                     .get("SecretString")
@@ -205,6 +219,7 @@ fn naming(kind: &str) -> Option<(&'static str, &'static str)> {
             "Name",
             "arn:aws:secretsmanager:{region}:{account}:secret:{name}",
         ),
+        "AWS::IoT::Policy" => ("PolicyName", "arn:aws:iot:{region}:{account}:policy/{name}"),
         _ => return None,
     })
 }

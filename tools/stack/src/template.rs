@@ -31,6 +31,8 @@ pub struct Resource {
     pub logical_id: String,
     pub kind: String,
     pub properties: Value,
+    /// `Metadata` (e.g. SAM's `BuildProperties.Binary`), unresolved.
+    pub metadata: Value,
     /// The name of the condition that decides whether it exists.
     pub condition: Option<String>,
 }
@@ -83,6 +85,7 @@ impl Template {
                     .get("Properties")
                     .cloned()
                     .unwrap_or(Value::Object(Map::new())),
+                metadata: body.get("Metadata").cloned().unwrap_or(Value::Null),
                 condition: body
                     .get("Condition")
                     .and_then(Value::as_str)

@@ -1,0 +1,10 @@
+//! The local stack's view of `template.yaml`: the template with its intrinsics resolved
+//! ([`template`]) and the resources that have local stand-ins ([`plan`]). The
+//! `fleetwire-stack` binary creates them; the local runner reads the rest of the template
+//! (rules, functions, event source mappings) through the same resolver.
+
+pub mod plan;
+pub mod template;
+
+/// Local account id: moto's default, so ARNs match what moto returns.
+pub const LOCAL_ACCOUNT: &str = "123456789012";
