@@ -23,6 +23,14 @@ KINESIS_TLS_PORT="${FLEETWIRE_KINESIS_TLS_PORT:-4568}"
 MOTO_PORT="${FLEETWIRE_MOTO_PORT:-5000}"
 LAMBDA_PORT="${FLEETWIRE_LAMBDA_PORT:-9000}"
 KAFKA_PORT="${FLEETWIRE_KAFKA_PORT:-9092}"
+# The local IoT Core: devices connect to the runner's MQTT port; mosquitto is the broker
+# behind it; the runner also serves the IoT data plane and a local CloudFront.
+MQTT_PORT="${FLEETWIRE_MQTT_PORT:-1883}"
+MOSQUITTO_PORT="${FLEETWIRE_MOSQUITTO_PORT:-18830}"
+IOT_DATA_PORT="${FLEETWIRE_IOT_DATA_PORT:-8087}"
+CDN_PORT="${FLEETWIRE_CDN_PORT:-8088}"
+# kinesis (default) or msk: which stream telemetry-ingest writes and the runner maps.
+STREAM_BACKEND="${FLEETWIRE_STREAM_BACKEND:-kinesis}"
 KAFKA_TOPIC="${FLEETWIRE_KAFKA_TOPIC:-fleet-telemetry}"
 KAFKA_PARTITIONS="${FLEETWIRE_KAFKA_PARTITIONS:-3}"
 TANSU="$LOCAL/tansu/bin/tansu"
@@ -39,7 +47,8 @@ export_local_endpoints() {
   export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
   export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
   export AWS_ENDPOINT_URL_IOT="http://127.0.0.1:$MOTO_PORT"
-  export AWS_ENDPOINT_URL_IOT_DATA_PLANE="http://127.0.0.1:$MOTO_PORT"
+  # IoT Core's data plane (Publish) is the local runner's: it delivers to MQTT subscribers.
+  export AWS_ENDPOINT_URL_IOT_DATA_PLANE="http://127.0.0.1:$IOT_DATA_PORT"
   export AWS_ENDPOINT_URL_CLOUDFRONT="http://127.0.0.1:$MOTO_PORT"
   # A 500 from an emulator is not worth four retries.
   export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-1}"

@@ -22,8 +22,10 @@ use time::OffsetDateTime;
 /// How URLs are built and how long they live.
 #[derive(Debug, Clone)]
 pub struct UrlSettings {
-    /// The CloudFront distribution's domain, e.g. `d111111abcdef8.cloudfront.net`.
-    pub distribution_domain: String,
+    /// Where URLs point, without a trailing slash: `https://` and the distribution's
+    /// domain (e.g. `https://d111111abcdef8.cloudfront.net`), or the local runner's
+    /// CloudFront.
+    pub download_base: String,
     /// Seconds a URL lives before the transfer time is added.
     pub base_ttl_seconds: u64,
     /// The slowest link planned for: the transfer time is size / this.
@@ -184,8 +186,8 @@ impl<R: Registry, S: FirmwareCatalog + OtaLedger, C: DeviceChannel> FirmwareUrl<
         );
         let expires_at = now.unix_timestamp() + lifetime as i64;
         let url = format!(
-            "https://{}/{}",
-            self.settings.distribution_domain,
+            "{}/{}",
+            self.settings.download_base,
             percent_encode_path(&release.s3_key)
         );
         let mut policy = Policy::expiring_at(expires_at).map_err(|e| StoreError::Rejected {

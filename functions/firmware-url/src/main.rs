@@ -15,10 +15,7 @@ type Configured = FirmwareUrl<DynamoRegistry, DynamoOta, IotDataChannel>;
 async fn init() -> Result<Configured, ConfigError> {
     let env = Env::process();
     let settings = UrlSettings {
-        distribution_domain: env.required(
-            "FIRMWARE_DISTRIBUTION_DOMAIN",
-            "the CloudFront distribution's domain",
-        )?,
+        download_base: download_base(&env)?,
         base_ttl_seconds: env.number_in("URL_TTL_SECONDS", 900, 60, 86_400)?,
         slowest_bytes_per_second: env.number_in(
             "SLOWEST_LINK_BYTES_PER_SECOND",
@@ -57,6 +54,28 @@ async fn init() -> Result<Configured, ConfigError> {
         signer,
         settings,
     ))
+}
+
+/// `https://<FIRMWARE_DISTRIBUTION_DOMAIN>`, unless `FIRMWARE_BASE_URL` names another
+/// base (the local stack's CloudFront, which serves plain HTTP on loopback).
+fn download_base(env: &Env) -> Result<String, ConfigError> {
+    match env.optional("FIRMWARE_BASE_URL") {
+        Some(base) if base.starts_with("https://") || base.starts_with("http://") => {
+            Ok(base.trim_end_matches('/').to_owned())
+        }
+        Some(base) => Err(ConfigError::Invalid {
+            name: "FIRMWARE_BASE_URL".into(),
+            value: base,
+            reason: "must start with https:// (or http:// for a local endpoint)".into(),
+        }),
+        None => Ok(format!(
+            "https://{}",
+            env.required(
+                "FIRMWARE_DISTRIBUTION_DOMAIN",
+                "the CloudFront distribution's domain",
+            )?
+        )),
+    }
 }
 
 #[tokio::main]

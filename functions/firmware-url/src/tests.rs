@@ -19,7 +19,7 @@ fn key_file(name: &str) -> Vec<u8> {
 
 fn settings() -> UrlSettings {
     UrlSettings {
-        distribution_domain: "d111111abcdef8.cloudfront.net".into(),
+        download_base: "https://d111111abcdef8.cloudfront.net".into(),
         base_ttl_seconds: 900,
         slowest_bytes_per_second: 16_384,
         max_ttl_seconds: 86_400,

@@ -118,7 +118,7 @@ async fn offers_through_the_real_tables_and_the_secret() {
     .await
     .unwrap();
     let settings = UrlSettings {
-        distribution_domain: "d111111abcdef8.cloudfront.net".into(),
+        download_base: "https://d111111abcdef8.cloudfront.net".into(),
         base_ttl_seconds: 900,
         slowest_bytes_per_second: 16_384,
         max_ttl_seconds: 86_400,

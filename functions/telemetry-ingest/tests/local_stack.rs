@@ -154,16 +154,23 @@ async fn ten_thousand_records_reach_the_stream_exactly_once() {
 async fn rejects_are_in_the_dead_letter_queue_with_their_reasons() {
     let (kinesis, sqs) = clients().await;
     let config = config();
+    let run = run_id();
+    // A queue of this test's own: the stack's dead-letter queue also gets what the local
+    // runner's stream processor refuses of every other test's records.
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("dead-letters-{run}"))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("a queue URL")
+        .to_owned();
     let ingest = Ingest::new(
         KinesisSink::new(kinesis, var("TELEMETRY_STREAM"), config.sink_retry),
-        SqsDeadLetters::new(
-            sqs.clone(),
-            var("DEAD_LETTER_QUEUE_URL"),
-            config.dead_letter_retry,
-        ),
+        SqsDeadLetters::new(sqs.clone(), queue.clone(), config.dead_letter_retry),
         &config,
     );
-    let run = run_id();
     let thing = format!("dlq-{run}");
     let now = OffsetDateTime::now_utc();
     let ms = now.unix_timestamp() * 1000;
@@ -185,7 +192,7 @@ async fn rejects_are_in_the_dead_letter_queue_with_their_reasons() {
     for _ in 0..20 {
         let page = sqs
             .receive_message()
-            .queue_url(var("DEAD_LETTER_QUEUE_URL"))
+            .queue_url(&queue)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
