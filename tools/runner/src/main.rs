@@ -207,8 +207,12 @@ async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
             )
         })?;
 
+    // The local servers are single-threaded and slow under a fleet's burst (moto makes
+    // an RSA key per certificate): patience, not retries.
     let defaults = SdkSettings {
         max_attempts: 2,
+        attempt_timeout: Duration::from_secs(30),
+        operation_timeout: Duration::from_secs(60),
         ..SdkSettings::default()
     };
     let settings = SdkSettings::from_env(&Env::process(), defaults).map_err(|e| e.to_string())?;
