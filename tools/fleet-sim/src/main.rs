@@ -189,7 +189,12 @@ async fn run(cli: &Cli) -> Result<Report, String> {
     progress.finish_and_clear();
 
     let prefix = fleet.prefix();
-    let state = observe::state_rows(&dynamodb, &names.state_table, &prefix).await?;
+    let provisioned: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, o)| o.provisioned)
+        .map(|(spec, _)| spec.thing.clone())
+        .collect();
+    let state = observe::state_rows(&dynamodb, &names.state_table, &provisioned).await?;
     let _ = leave_tx.send(true);
     let sent = shared.sent.lock().await.clone();
     let stream = match &names.backend {
@@ -206,11 +211,7 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         &prefix,
     )
     .await?;
-    let provisioned: Vec<String> = outcomes
-        .iter()
-        .filter(|(_, o)| o.provisioned)
-        .map(|(spec, _)| spec.thing.clone())
-        .collect();
+
     let summaries = observe::summary_rows(&dynamodb, &names.summaries_table, &provisioned).await?;
     let ota = fleetwire::adapters::DynamoOta::new(
         dynamodb.clone(),
@@ -283,11 +284,17 @@ async fn sample_latency(
     dynamodb: aws_sdk_dynamodb::Client,
     latencies: Arc<tokio::sync::Mutex<Vec<f64>>>,
 ) {
-    let prefix = shared.fleet.prefix();
+    let things: Vec<String> = shared
+        .fleet
+        .devices
+        .iter()
+        .filter(|d| d.listed)
+        .map(|d| d.thing.clone())
+        .collect();
     let mut measured: HashSet<(String, i64)> = HashSet::new();
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let Ok(rows) = observe::state_rows(&dynamodb, &shared.names.state_table, &prefix).await
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let Ok(rows) = observe::state_rows(&dynamodb, &shared.names.state_table, &things).await
         else {
             continue;
         };

@@ -194,6 +194,56 @@ impl TrustedKeys {
         }
     }
 
+    /// Gives a signing secret that still holds the template's placeholder a key of its
+    /// own, as an operator does after the first deploy, so firmware-url can start; the
+    /// local CloudFront trusts it. A secret holding a key is left as it is.
+    pub async fn ensure_signing_key(&self) -> Result<Option<String>, String> {
+        let Some(secret_id) = &self.secret_id else {
+            return Ok(None);
+        };
+        let current = self
+            .secrets
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "secret {secret_id}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        let value: Value = current
+            .secret_string()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null);
+        let has_key = value
+            .get("private_key")
+            .and_then(Value::as_str)
+            .is_some_and(|pem| SigningKey::from_pem(pem.as_bytes()).is_ok());
+        if has_key {
+            return Ok(None);
+        }
+        let key = fleetwire::cloudfront::generate_key(fleetwire::cloudfront::KeyAlgorithm::Rsa2048)
+            .map_err(|e| e.to_string())?;
+        let id = "KLOCALCLOUDFRONT";
+        let value = json!({"key_pair_id": id, "private_key": key.private_pem, "hash": "sha1"});
+        self.secrets
+            .put_secret_value()
+            .secret_id(secret_id)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "secret {secret_id}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        self.reload().await;
+        Ok(Some(id.to_owned()))
+    }
+
     async fn reload(&self) {
         let mut verifier = self.extra.iter().fold(UrlVerifier::new(), |v, (id, key)| {
             v.trust(id.clone(), key.clone())

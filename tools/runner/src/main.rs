@@ -98,8 +98,10 @@ struct RunArgs {
     /// The claim certificate id for connections whose username is not one.
     #[arg(long, default_value = DEFAULT_CLAIM_CERTIFICATE_ID)]
     claim_certificate_id: String,
-    /// Longest one invoke may take (the first one of a function includes its build).
-    #[arg(long, default_value_t = 900)]
+    /// Longest one invoke may take; past it the invoke counts as a function error (as a
+    /// Lambda timeout does) and is retried. The first invoke of a function includes
+    /// cargo lambda watch's build of it: build the workspace first (scripts/demo does).
+    #[arg(long, default_value_t = 120)]
     invoke_timeout_seconds: u64,
     /// Invokes of one function at once (match `cargo lambda watch --concurrency`).
     #[arg(long, default_value_t = 4)]
@@ -211,6 +213,7 @@ async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
     // an RSA key per certificate): patience, not retries.
     let defaults = SdkSettings {
         max_attempts: 2,
+        connect_timeout: Duration::from_secs(10),
         attempt_timeout: Duration::from_secs(30),
         operation_timeout: Duration::from_secs(60),
         ..SdkSettings::default()
@@ -310,15 +313,21 @@ async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         .to_owned();
     match &args.firmware_bucket {
         Some(bucket) => {
+            let keys = Arc::new(TrustedKeys::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+                args.signing_secret.clone(),
+                Vec::new(),
+            ));
+            if let Some(id) = keys.ensure_signing_key().await? {
+                println!(
+                    "fleetwire-runner: the signing secret held no key; it now holds {id}, which the local CloudFront trusts"
+                );
+            }
             let cloudfront = LocalCloudFront {
                 base_url: cdn_base.clone(),
                 bucket: bucket.clone(),
                 s3,
-                keys: Arc::new(TrustedKeys::new(
-                    aws_sdk_secretsmanager::Client::new(&sdk),
-                    args.signing_secret.clone(),
-                    Vec::new(),
-                )),
+                keys,
             };
             tokio::spawn(http_endpoints::serve(cdn, move |request, peer| {
                 cloudfront.clone().handle(request, peer)

@@ -72,6 +72,9 @@ pub struct Provisioning {
     connections: Connections,
     default_claim_certificate_id: String,
     tokens: Mutex<HashMap<String, Issued>>,
+    /// Requests served at once: a batch of devices switched on together queues here
+    /// rather than flooding moto (one RSA key per certificate) all at once.
+    in_progress: tokio::sync::Semaphore,
 }
 
 impl Provisioning {
@@ -89,6 +92,7 @@ impl Provisioning {
             connections,
             default_claim_certificate_id,
             tokens: Mutex::default(),
+            in_progress: tokio::sync::Semaphore::new(8),
         }
     }
 
@@ -103,6 +107,9 @@ impl Provisioning {
             return;
         };
         let topic = message.topic.as_str();
+        let Ok(_permit) = self.in_progress.acquire().await else {
+            return;
+        };
         let result = if topic == CREATE {
             self.create(None).await
         } else if topic == CREATE_FROM_CSR {
