@@ -542,14 +542,28 @@ pub async fn read_stream(
             .await
             .map_err(|e| format!("GetShardIterator: {e:?}"))?;
         let mut next = iterator.shard_iterator().map(str::to_string);
+        let mut failures = 0;
         while let Some(current) = next.take() {
-            let page = client
+            // Pages of 1,000: a page of 10,000 records takes kinesis-mock longer than a
+            // client's attempt timeout on a busy machine. Reads are limited per shard
+            // (five a second), so a refused read is waited out and asked again.
+            let page = match client
                 .get_records()
-                .shard_iterator(current)
-                .limit(10_000)
+                .shard_iterator(&current)
+                .limit(1_000)
                 .send()
                 .await
-                .map_err(|e| format!("GetRecords: {e:?}"))?;
+            {
+                Ok(page) => page,
+                Err(e) if failures < 10 => {
+                    failures += 1;
+                    tracing::debug!(error = ?e, "GetRecords failed; asking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    next = Some(current);
+                    continue;
+                }
+                Err(e) => return Err(format!("GetRecords: {e:?}")),
+            };
             data.extend(page.records().iter().map(|r| r.data().as_ref().to_vec()));
             // An open shard always has a next iterator; stop at the first empty page.
             if !page.records().is_empty() {
