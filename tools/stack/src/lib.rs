@@ -4,6 +4,7 @@
 //! (rules, functions, event source mappings) through the same resolver.
 
 pub mod plan;
+pub mod policy;
 pub mod template;
 
 /// Local account id: moto's default, so ARNs match what moto returns.

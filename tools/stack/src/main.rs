@@ -48,6 +48,8 @@ enum Command {
     Status,
     /// Run the shared adapters against the resources once.
     Exercise,
+    /// Check the template against the project's own rules (no AWS, no stack needed).
+    CheckPolicy,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -64,6 +66,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
+    if matches!(cli.command, Command::CheckPolicy) {
+        return check_policy(&cli.template);
+    }
     let mut template = Template::load(&cli.template)?;
     for pair in &cli.parameters {
         let (name, value) = pair
@@ -89,6 +94,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     };
 
     match cli.command {
+        Command::CheckPolicy => unreachable!("checked before any client is built"),
         Command::Create { env_file } => {
             let mut outcomes = Vec::new();
             for resource in &planned {
@@ -133,6 +139,30 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn check_policy(path: &std::path::Path) -> Result<ExitCode, BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let findings = fleetwire_stack::policy::check(&text)?;
+    for (rule, what) in fleetwire_stack::policy::RULES
+        .iter()
+        .chain(std::iter::once(&fleetwire_stack::policy::WILDCARD_RULE))
+    {
+        let broken = findings.iter().filter(|f| f.rule == *rule).count();
+        println!(
+            "{} {rule}: {what}",
+            if broken == 0 { "ok  " } else { "FAIL" }
+        );
+    }
+    for finding in &findings {
+        println!("  {finding}");
+    }
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_table(planned: &[Planned], outcomes: &[Outcome]) {

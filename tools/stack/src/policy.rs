@@ -1,0 +1,554 @@
+//! The project's own rules for `template.yaml`, as code: what a platform team's security
+//! review would check, and what the field's common IaC failures break (a hook nobody may
+//! invoke, wildcard IAM, a rule whose failures vanish, a mapping that retries a poison
+//! record forever, a public bucket). `fleetwire-stack check-policy` runs them in
+//! `scripts/check-template`; each rule has a test that breaks the template and sees it
+//! fail.
+
+use serde_json::Value;
+
+use crate::template::{Resource, Template, TemplateError};
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub resource: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}: {}", self.rule, self.resource, self.problem)
+    }
+}
+
+/// Every rule, with what it asks.
+pub const RULES: [(&str, &str); 11] = [
+    (
+        "function-build",
+        "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
+    ),
+    (
+        "function-logs",
+        "functions log JSON to their own log group, which has a retention",
+    ),
+    (
+        "function-policy",
+        "functions have exactly one inline policy of their own",
+    ),
+    (
+        "rule-error-action",
+        "every IoT topic rule has an SQS error action",
+    ),
+    (
+        "async-failure-path",
+        "every function a rule invokes has finite retries and an OnFailure destination",
+    ),
+    (
+        "mapping-failure-path",
+        "every event source mapping has finite retries and record age, bisect, partial batch responses and an OnFailure destination",
+    ),
+    (
+        "encryption",
+        "tables, stream, queues, topics, secrets, buckets and the archive use the template's own KMS key",
+    ),
+    (
+        "point-in-time-recovery",
+        "every table has point-in-time recovery",
+    ),
+    (
+        "bucket-hardening",
+        "every bucket blocks public access, keeps versions and refuses requests without TLS",
+    ),
+    (
+        "invoke-permission-scoped",
+        "every Lambda permission for a service names the source (SourceArn)",
+    ),
+    (
+        "device-policy-bound",
+        "the device policy binds every resource to ${iot:Connection.Thing.ThingName}",
+    ),
+];
+
+/// The rule that a wildcard needs a reason; checked on the text, where comments are.
+pub const WILDCARD_RULE: (&str, &str) = (
+    "no-unjustified-wildcard",
+    "a * in an IAM or IoT policy's Action or Resource carries its reason in a comment on the same line",
+);
+
+/// Runs every rule over the template's text.
+pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
+    let template = Template::parse(text)?;
+    let mut findings = Vec::new();
+    let mut report = |rule: &'static str, resource: &str, problem: String| {
+        findings.push(Finding {
+            rule,
+            resource: resource.to_owned(),
+            problem,
+        })
+    };
+    let kind_of = |id: &str| {
+        template
+            .resources
+            .iter()
+            .find(|r| r.logical_id == id)
+            .map(|r| r.kind.as_str())
+    };
+    let is_own_key = |value: Option<&Value>| -> bool {
+        let Some(value) = value else { return false };
+        let id = value
+            .get("Ref")
+            .and_then(Value::as_str)
+            .or_else(|| value.pointer("/Fn::GetAtt/0").and_then(Value::as_str));
+        id.and_then(kind_of) == Some("AWS::KMS::Key")
+    };
+    // Functions that rules invoke (asynchronously).
+    let rule_targets: Vec<String> = template
+        .resources
+        .iter()
+        .filter(|r| r.kind == "AWS::IoT::TopicRule")
+        .flat_map(|r| {
+            r.properties
+                .pointer("/TopicRulePayload/Actions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|action| {
+            action
+                .pointer("/Lambda/FunctionArn/Fn::GetAtt/0")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    let bucket_policies: Vec<&Resource> = template
+        .resources
+        .iter()
+        .filter(|r| r.kind == "AWS::S3::BucketPolicy")
+        .collect();
+
+    for resource in &template.resources {
+        let id = resource.logical_id.as_str();
+        let p = &resource.properties;
+        let get = |path: &str| p.pointer(path);
+        if let Some((key_path, why)) = single_key_encryption(&resource.kind)
+            && !is_own_key(get(key_path))
+        {
+            report("encryption", id, why.into());
+        }
+        match resource.kind.as_str() {
+            "AWS::Serverless::Function" => {
+                let build_ok = resource.metadata.get("BuildMethod").and_then(Value::as_str)
+                    == Some("rust-cargolambda")
+                    && resource
+                        .metadata
+                        .pointer("/BuildProperties/Binary")
+                        .is_some()
+                    && get("/Runtime").and_then(Value::as_str) == Some("provided.al2023")
+                    && get("/Architectures") == Some(&Value::from(vec!["arm64"]));
+                if !build_ok {
+                    report("function-build", id, "needs BuildMethod rust-cargolambda, BuildProperties.Binary, Runtime provided.al2023 and Architectures [arm64]".into());
+                }
+                let log_group = get("/LoggingConfig/LogGroup")
+                    .and_then(|v| v.get("Ref"))
+                    .and_then(Value::as_str);
+                let retention = log_group
+                    .and_then(|g| template.resources.iter().find(|r| r.logical_id == g))
+                    .filter(|r| r.kind == "AWS::Logs::LogGroup")
+                    .is_some_and(|r| r.properties.get("RetentionInDays").is_some());
+                if get("/LoggingConfig/LogFormat").and_then(Value::as_str) != Some("JSON")
+                    || !retention
+                {
+                    report("function-logs", id, "needs LoggingConfig with LogFormat JSON and a LogGroup of its own with RetentionInDays".into());
+                }
+                match get("/Policies").and_then(Value::as_array) {
+                    Some(policies)
+                        if policies.len() == 1 && policies[0].get("Statement").is_some() => {}
+                    _ => report(
+                        "function-policy",
+                        id,
+                        "needs exactly one inline policy (Policies: [ {Version, Statement} ])"
+                            .into(),
+                    ),
+                }
+                if rule_targets.iter().any(|t| t == id) {
+                    let retries =
+                        get("/EventInvokeConfig/MaximumRetryAttempts").and_then(Value::as_i64);
+                    let destination =
+                        get("/EventInvokeConfig/DestinationConfig/OnFailure/Destination");
+                    if !matches!(retries, Some(0..=2)) || destination.is_none() {
+                        report("async-failure-path", id, "a rule invokes it asynchronously: EventInvokeConfig needs MaximumRetryAttempts (0 to 2) and DestinationConfig.OnFailure".into());
+                    }
+                }
+            }
+            "AWS::IoT::TopicRule"
+                if get("/TopicRulePayload/ErrorAction/Sqs/QueueUrl").is_none() =>
+            {
+                report("rule-error-action", id, "needs TopicRulePayload.ErrorAction.Sqs: a failed action would otherwise vanish".into());
+            }
+            "AWS::Lambda::EventSourceMapping" => {
+                if get("/DestinationConfig/OnFailure/Destination").is_none() {
+                    report(
+                        "mapping-failure-path",
+                        id,
+                        "needs DestinationConfig.OnFailure".into(),
+                    );
+                }
+                // Kafka mappings have no bisect or item failures; Kinesis ones must use all.
+                if get("/Topics").is_none() {
+                    let finite =
+                        |name: &str| get(name).and_then(Value::as_i64).is_some_and(|n| n >= 0);
+                    let reports = get("/FunctionResponseTypes")
+                        .and_then(Value::as_array)
+                        .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"));
+                    if !finite("/MaximumRetryAttempts")
+                        || !finite("/MaximumRecordAgeInSeconds")
+                        || get("/BisectBatchOnFunctionError") != Some(&Value::Bool(true))
+                        || !reports
+                    {
+                        report("mapping-failure-path", id, "a stream mapping needs finite MaximumRetryAttempts and MaximumRecordAgeInSeconds, BisectBatchOnFunctionError and ReportBatchItemFailures".into());
+                    }
+                }
+            }
+            "AWS::DynamoDB::Table" => {
+                if get("/SSESpecification/SSEEnabled") != Some(&Value::Bool(true))
+                    || !is_own_key(get("/SSESpecification/KMSMasterKeyId"))
+                {
+                    report(
+                        "encryption",
+                        id,
+                        "needs SSESpecification with the template's KMS key".into(),
+                    );
+                }
+                if get("/PointInTimeRecoverySpecification/PointInTimeRecoveryEnabled")
+                    != Some(&Value::Bool(true))
+                {
+                    report(
+                        "point-in-time-recovery",
+                        id,
+                        "needs PointInTimeRecoverySpecification enabled".into(),
+                    );
+                }
+            }
+            "AWS::S3::Bucket" => {
+                let default = get(
+                    "/BucketEncryption/ServerSideEncryptionConfiguration/0/ServerSideEncryptionByDefault",
+                );
+                if default
+                    .and_then(|d| d.get("SSEAlgorithm"))
+                    .and_then(Value::as_str)
+                    != Some("aws:kms")
+                    || !is_own_key(default.and_then(|d| d.get("KMSMasterKeyID")))
+                {
+                    report(
+                        "encryption",
+                        id,
+                        "needs default encryption aws:kms with the template's KMS key".into(),
+                    );
+                }
+                let block = get("/PublicAccessBlockConfiguration");
+                let blocked = [
+                    "BlockPublicAcls",
+                    "BlockPublicPolicy",
+                    "IgnorePublicAcls",
+                    "RestrictPublicBuckets",
+                ]
+                .iter()
+                .all(|k| block.and_then(|b| b.get(*k)) == Some(&Value::Bool(true)));
+                let versioned = get("/VersioningConfiguration/Status").and_then(Value::as_str)
+                    == Some("Enabled");
+                let tls_only = bucket_policies.iter().any(|policy| {
+                    policy
+                        .properties
+                        .pointer("/Bucket/Ref")
+                        .and_then(Value::as_str)
+                        == Some(id)
+                        && policy
+                            .properties
+                            .pointer("/PolicyDocument/Statement")
+                            .and_then(Value::as_array)
+                            .is_some_and(|statements| {
+                                statements.iter().any(|s| {
+                                    s.get("Effect") == Some(&Value::from("Deny"))
+                                        && s.pointer("/Condition/Bool/aws:SecureTransport")
+                                            == Some(&Value::from("false"))
+                                })
+                            })
+                });
+                if !blocked || !versioned || !tls_only {
+                    report(
+                        "bucket-hardening",
+                        id,
+                        format!(
+                            "public access blocked: {blocked}, versioning: {versioned}, TLS-only bucket policy: {tls_only}"
+                        ),
+                    );
+                }
+            }
+            "AWS::Lambda::Permission" => {
+                let service = get("/Principal")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if service.ends_with(".amazonaws.com") && get("/SourceArn").is_none() {
+                    report(
+                        "invoke-permission-scoped",
+                        id,
+                        format!(
+                            "{service} may invoke it from anywhere: add SourceArn (and SourceAccount)"
+                        ),
+                    );
+                }
+            }
+            "AWS::IoT::ProvisioningTemplate" => {
+                // The device policy is the one the template body attaches.
+                let attached: Vec<String> = p
+                    .pointer("/TemplateBody/Fn::Sub/1")
+                    .and_then(Value::as_object)
+                    .map(|vars| {
+                        vars.values()
+                            .filter_map(|v| v.get("Ref").and_then(Value::as_str).map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for policy_id in attached {
+                    let Some(policy) = template
+                        .resources
+                        .iter()
+                        .find(|r| r.logical_id == policy_id && r.kind == "AWS::IoT::Policy")
+                    else {
+                        continue;
+                    };
+                    let statements = policy
+                        .properties
+                        .pointer("/PolicyDocument/Statement")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    let unbound = statements.iter().any(|s| {
+                        let text = s.get("Resource").map(Value::to_string).unwrap_or_default();
+                        !text.contains("iot:Connection.Thing.ThingName")
+                    });
+                    if statements.is_empty() || unbound {
+                        report("device-policy-bound", &policy_id, "a statement's Resource is not bound to ${iot:Connection.Thing.ThingName}: a device could act as another".into());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    findings.extend(unjustified_wildcards(text));
+    Ok(findings)
+}
+
+/// Lines of an `Action:` or `Resource:` (or their list items) holding a `*` outside a
+/// comment, without a comment saying why.
+fn unjustified_wildcards(text: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    // The indentation of the Action/Resource key whose list we are in.
+    let mut in_list: Option<usize> = None;
+    for (number, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        let (code, comment) = match line.split_once(" #") {
+            Some((code, comment)) => (code, Some(comment.trim())),
+            None => (line, None),
+        };
+        let is_key = trimmed.starts_with("Action:") || trimmed.starts_with("Resource:");
+        if is_key {
+            in_list = Some(indent);
+        } else if let Some(key_indent) = in_list
+            && !(indent > key_indent && line.trim_start().starts_with("- "))
+        {
+            in_list = None;
+        }
+        let relevant = is_key || in_list.is_some();
+        if relevant && code.contains('*') && comment.is_none_or(|c| c.len() < 8) {
+            findings.push(Finding {
+                rule: WILDCARD_RULE.0,
+                resource: format!("template.yaml line {}", number + 1),
+                problem: format!("{} has a * without a reason in a comment", code.trim()),
+            });
+        }
+    }
+    findings
+}
+
+/// Where a resource with one key setting names its KMS key, and what to say when it does
+/// not name the template's own. Tables and buckets take more than a key: checked apart.
+fn single_key_encryption(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "AWS::SQS::Queue" | "AWS::SNS::Topic" => (
+            "/KmsMasterKeyId",
+            "needs KmsMasterKeyId: the template's KMS key",
+        ),
+        "AWS::Kinesis::Stream" => (
+            "/StreamEncryption/KeyId",
+            "needs StreamEncryption with the template's KMS key",
+        ),
+        "AWS::SecretsManager::Secret" => ("/KmsKeyId", "needs KmsKeyId: the template's KMS key"),
+        "AWS::KinesisFirehose::DeliveryStream" => (
+            "/ExtendedS3DestinationConfiguration/EncryptionConfiguration/KMSEncryptionConfig/AWSKMSKeyARN",
+            "needs the S3 destination encrypted with the template's KMS key",
+        ),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+    fn rules_broken(text: &str) -> Vec<&'static str> {
+        let mut rules: Vec<&'static str> =
+            check(text).unwrap().into_iter().map(|f| f.rule).collect();
+        rules.dedup();
+        rules
+    }
+
+    /// The template with `old` (which must be there) replaced.
+    fn broken(old: &str, new: &str) -> String {
+        assert!(TEMPLATE.contains(old), "the template no longer has {old:?}");
+        TEMPLATE.replacen(old, new, 1)
+    }
+
+    #[test]
+    fn the_project_template_keeps_every_rule() {
+        let findings = check(TEMPLATE).unwrap();
+        assert!(
+            findings.is_empty(),
+            "{}",
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    #[test]
+    fn each_rule_fails_on_a_template_that_breaks_it() {
+        let cases = [
+            (
+                "function-build",
+                broken(
+                    "      Architectures: [arm64]\n",
+                    "      Architectures: [x86_64]\n",
+                ),
+            ),
+            (
+                "function-logs",
+                broken("        LogFormat: JSON\n", "        LogFormat: Text\n"),
+            ),
+            (
+                "function-policy",
+                broken(
+                    "      Policies:\n        - Version: \"2012-10-17\"\n",
+                    "      Policies:\n        - AWSLambdaBasicExecutionRole\n        - Version: \"2012-10-17\"\n",
+                ),
+            ),
+            (
+                "rule-error-action",
+                broken(
+                    "        ErrorAction:\n          Sqs:\n            QueueUrl: !Ref FailedEventsQueue\n            RoleArn: !GetAtt RuleErrorRole.Arn\n            UseBase64: false\n",
+                    "",
+                ),
+            ),
+            (
+                "async-failure-path",
+                broken(
+                    "        MaximumRetryAttempts: 2\n",
+                    "        MaximumRetryAttempts: 185\n",
+                ),
+            ),
+            (
+                "mapping-failure-path",
+                broken(
+                    "      BisectBatchOnFunctionError: true\n",
+                    "      BisectBatchOnFunctionError: false\n",
+                ),
+            ),
+            (
+                "mapping-failure-path",
+                broken(
+                    "      MaximumRetryAttempts: 10\n",
+                    "      MaximumRetryAttempts: -1\n",
+                ),
+            ),
+            (
+                "encryption",
+                broken(
+                    "      KmsMasterKeyId: !Ref FleetKey\n",
+                    "      KmsMasterKeyId: alias/aws/sqs\n",
+                ),
+            ),
+            (
+                "encryption",
+                broken(
+                    "          - ServerSideEncryptionByDefault: { SSEAlgorithm: aws:kms, KMSMasterKeyID: !GetAtt FleetKey.Arn }\n",
+                    "          - ServerSideEncryptionByDefault: { SSEAlgorithm: AES256 }\n",
+                ),
+            ),
+            (
+                "point-in-time-recovery",
+                broken(
+                    "      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }\n",
+                    "",
+                ),
+            ),
+            (
+                "bucket-hardening",
+                broken(
+                    "        RestrictPublicBuckets: true\n",
+                    "        RestrictPublicBuckets: false\n",
+                ),
+            ),
+            (
+                "bucket-hardening",
+                broken(
+                    "          - Sid: DenyInsecureTransport\n            Effect: Deny\n",
+                    "          - Sid: DenyInsecureTransport\n            Effect: Allow\n",
+                ),
+            ),
+            (
+                "invoke-permission-scoped",
+                broken("      SourceArn: !GetAtt TelemetryRule.Arn\n", ""),
+            ),
+            (
+                "device-policy-bound",
+                broken(
+                    "topic/fleet/${!iot:Connection.Thing.ThingName}/*\"",
+                    "topic/fleet/*\"",
+                ),
+            ),
+            (
+                WILDCARD_RULE.0,
+                broken(" # things are named at registration, not before", ""),
+            ),
+            (
+                WILDCARD_RULE.0,
+                broken(
+                    "              Action: sns:Publish\n",
+                    "              Action: \"sns:*\"\n",
+                ),
+            ),
+        ];
+        for (rule, text) in cases {
+            let broken_rules = rules_broken(&text);
+            assert!(
+                broken_rules.contains(&rule),
+                "{rule} not caught; found {broken_rules:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards_are_found_in_keys_and_their_lists_only() {
+        let text = "Resources:\n  A:\n    Properties:\n      Action: \"s3:*\" # every action: a deny\n      Resource:\n        - !Sub \"arn:x:*\"\n        - arn:y\n      Sql: \"SELECT * FROM 'a'\"\n      Principal: \"*\"\n";
+        let found = unjustified_wildcards(text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].resource.ends_with("line 6"), "{found:?}");
+    }
+}
