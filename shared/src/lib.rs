@@ -11,6 +11,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod device_state;
 pub mod error;
+pub mod idempotency;
 pub mod init;
 pub mod logging;
 pub mod ota;

@@ -5,6 +5,8 @@
 //! while offline sends `{"records": [..]}`. Payloads that are not JSON arrive base64
 //! encoded in `payload_base64` (a rule with `encode(*, 'base64')`, or the local runner).
 
+use std::collections::BTreeSet;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use fleetwire::telemetry::json_kind;
@@ -14,11 +16,48 @@ use time::OffsetDateTime;
 /// The fields the rule adds; removed before a reading is validated.
 pub const RULE_FIELDS: [&str; 3] = ["thing_name", "received_at", "payload_base64"];
 
-/// One message from one device.
+/// Who sent a message, as the entry point authenticated it: the devices it may write for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// An MQTT device: the topic's thing name, which IoT Core authenticated.
+    Thing(String),
+    /// An HTTPS caller holding a token for these devices (one device, or a gateway's).
+    Devices {
+        caller: String,
+        devices: BTreeSet<String>,
+    },
+    /// An HTTPS back end the fleet trusts with every device (an IAM-authorized caller).
+    Fleet { caller: String },
+}
+
+impl Sender {
+    /// Why `device_id` may not be written by this sender, if it may not.
+    pub fn refuses(&self, device_id: &str) -> Option<String> {
+        match self {
+            Sender::Thing(thing) if thing != device_id => Some(format!(
+                "device_id: {device_id:?} is not the sender, which is {thing:?}"
+            )),
+            Sender::Devices { caller, devices } if !devices.contains(device_id) => Some(format!(
+                "device_id: {device_id:?} is not among the devices {caller:?} may write for"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The caller, for logs.
+    pub fn name(&self) -> &str {
+        match self {
+            Sender::Thing(thing) => thing,
+            Sender::Devices { caller, .. } | Sender::Fleet { caller } => caller,
+        }
+    }
+}
+
+/// One message from one sender.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
-    /// The topic's thing name, the identity IoT Core authenticated.
-    pub thing_name: Option<String>,
+    /// Who sent it; `None` when the event does not say (a rule without the thing name).
+    pub sender: Option<Sender>,
     pub received_at: OffsetDateTime,
     pub body: Body,
 }
@@ -39,7 +78,7 @@ impl Envelope {
     pub fn parse(event: &Value, now: OffsetDateTime) -> Envelope {
         let Some(object) = event.as_object() else {
             return Envelope {
-                thing_name: None,
+                sender: None,
                 received_at: now,
                 body: Body::Malformed {
                     payload: event.clone(),
@@ -47,10 +86,10 @@ impl Envelope {
                 },
             };
         };
-        let thing_name = object
+        let sender = object
             .get("thing_name")
             .and_then(Value::as_str)
-            .map(str::to_string);
+            .map(|thing| Sender::Thing(thing.to_string()));
         let received_at = object
             .get("received_at")
             .and_then(Value::as_i64)
@@ -63,17 +102,41 @@ impl Envelope {
             None => body_of(without_rule_fields(object)),
         };
         Envelope {
-            thing_name,
+            sender,
             received_at,
             body,
         }
     }
 
-    /// The MQTT topic the message was published on.
+    /// An HTTPS request's body (`{"records": [..]}` or one reading) from `sender`.
+    pub fn from_http_body(sender: Sender, body: &[u8], received_at: OffsetDateTime) -> Envelope {
+        let body = match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => body_of(object),
+            Ok(other) => Body::Malformed {
+                problem: format!(
+                    "the body must be a reading or {{\"records\": [..]}}, got {}",
+                    json_kind(&other)
+                ),
+                payload: other,
+            },
+            Err(e) => Body::NotJson {
+                base64: BASE64.encode(body),
+                problem: format!("the body is not JSON: {e}"),
+            },
+        };
+        Envelope {
+            sender: Some(sender),
+            received_at,
+            body,
+        }
+    }
+
+    /// The MQTT topic the message was published on (none for HTTPS).
     pub fn topic(&self) -> Option<String> {
-        self.thing_name
-            .as_ref()
-            .map(|thing| format!("fleet/{thing}/telemetry"))
+        match &self.sender {
+            Some(Sender::Thing(thing)) => Some(format!("fleet/{thing}/telemetry")),
+            _ => None,
+        }
     }
 }
 
@@ -139,7 +202,7 @@ mod tests {
             &json!({"device_id": "car-1", "thing_name": "car-1", "received_at": 1795593600000_i64}),
             NOW,
         );
-        assert_eq!(envelope.thing_name.as_deref(), Some("car-1"));
+        assert_eq!(envelope.sender, Some(Sender::Thing("car-1".into())));
         assert_eq!(envelope.received_at, datetime!(2026-11-25 08:00 UTC));
         assert_eq!(envelope.body, Body::Single(json!({"device_id": "car-1"})));
         assert_eq!(envelope.topic().as_deref(), Some("fleet/car-1/telemetry"));
@@ -179,6 +242,49 @@ mod tests {
     }
 
     #[test]
+    fn http_bodies_become_envelopes_of_their_caller() {
+        let caller = Sender::Fleet {
+            caller: "arn:aws:iam::1:role/partner".into(),
+        };
+        let envelope = Envelope::from_http_body(caller.clone(), br#"{"records": [{"a": 1}]}"#, NOW);
+        assert_eq!(envelope.body, Body::Batch(vec![json!({"a": 1})]));
+        assert_eq!(envelope.topic(), None);
+        let envelope = Envelope::from_http_body(caller.clone(), b"[1, 2]", NOW);
+        assert!(
+            matches!(envelope.body, Body::Malformed { ref problem, .. } if problem.contains("got an array"))
+        );
+        let envelope = Envelope::from_http_body(caller, b"{nope", NOW);
+        assert!(
+            matches!(envelope.body, Body::NotJson { ref problem, .. } if problem.contains("not JSON"))
+        );
+    }
+
+    #[test]
+    fn senders_may_write_only_for_their_devices() {
+        let thing = Sender::Thing("car-1".into());
+        assert_eq!(thing.refuses("car-1"), None);
+        assert!(
+            thing
+                .refuses("car-2")
+                .unwrap()
+                .contains("is not the sender")
+        );
+        let gateway = Sender::Devices {
+            caller: "gw-1".into(),
+            devices: ["car-1".to_string(), "car-2".to_string()].into(),
+        };
+        assert_eq!(gateway.refuses("car-2"), None);
+        assert!(gateway.refuses("car-3").unwrap().contains("may write for"));
+        assert_eq!(
+            Sender::Fleet {
+                caller: "ops".into()
+            }
+            .refuses("car-9"),
+            None
+        );
+    }
+
+    #[test]
     fn records_that_is_not_an_array_is_malformed() {
         let envelope = Envelope::parse(&json!({"records": {"a": 1}, "thing_name": "car-1"}), NOW);
         assert!(
@@ -186,6 +292,6 @@ mod tests {
         );
         let envelope = Envelope::parse(&json!([1]), NOW);
         assert!(matches!(envelope.body, Body::Malformed { .. }));
-        assert_eq!(envelope.thing_name, None);
+        assert_eq!(envelope.sender, None);
     }
 }

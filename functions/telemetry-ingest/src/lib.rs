@@ -1,4 +1,5 @@
-//! telemetry-ingest: the target of the `fleet/+/telemetry` IoT rule.
+//! telemetry-ingest: the target of the `fleet/+/telemetry` IoT rule, and the ingest core
+//! that the HTTPS entry point (`functions/telemetry-http`) shares.
 //!
 //! Every reading is validated (all field errors at once), checked against the identity IoT
 //! Core authenticated (the topic's thing name), enriched, and written to the stream with
@@ -9,6 +10,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod sink;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use config::IngestConfig;
+pub use envelope::Sender;
 use envelope::{Body, Envelope};
 
 /// The name dead letters carry as their source.
@@ -97,6 +100,44 @@ pub struct Ingest<S, D> {
     dead_letters: D,
     max_batch: usize,
     limits: TimestampLimits,
+    source: &'static str,
+}
+
+/// What to do with a valid record the stream still refuses after the retry budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFailures {
+    /// Keep it in the dead-letter queue (an IoT rule cannot answer its device).
+    DeadLetter,
+    /// Report it unstored, so the caller sends it again (an HTTPS request's 503).
+    Report,
+}
+
+/// What became of one record of a message, in the message's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordResult {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(flatten)]
+    pub status: RecordStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Written to the stream.
+    Accepted,
+    /// Refused for good, and kept in the dead-letter queue with the reason.
+    Rejected { reason: Reason, errors: Vec<String> },
+    /// Valid but not stored: the stream refused it; send it again.
+    Unavailable { errors: Vec<String> },
+}
+
+/// One message's summary and each record's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub summary: IngestSummary,
+    pub records: Vec<RecordResult>,
 }
 
 /// A record judged: on its way to the stream, or rejected.
@@ -112,7 +153,24 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             dead_letters,
             max_batch: config.max_batch,
             limits: config.limits,
+            source: SOURCE,
         }
+    }
+
+    /// The stream records are written to.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The dead-letter queue rejects are kept in.
+    pub fn dead_letters(&self) -> &D {
+        &self.dead_letters
+    }
+
+    /// The name dead letters carry as their source (the entry point's).
+    pub fn with_source(mut self, source: &'static str) -> Self {
+        self.source = source;
+        self
     }
 
     /// Handles one rule invocation received at `now`.
@@ -122,19 +180,51 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
         now: OffsetDateTime,
     ) -> Result<IngestSummary, IngestError> {
         let envelope = Envelope::parse(event, now);
-        let verdicts = self.judge(&envelope, now);
+        let outcome = self
+            .ingest(&envelope, now, SinkFailures::DeadLetter)
+            .await?;
+        Ok(outcome.summary)
+    }
+
+    /// Judges every record of one message, writes the valid ones to the stream and keeps
+    /// the rejected ones in the dead-letter queue; says what became of each.
+    pub async fn ingest(
+        &self,
+        envelope: &Envelope,
+        now: OffsetDateTime,
+        sink_failures: SinkFailures,
+    ) -> Result<Outcome, IngestError> {
+        let verdicts = self.judge(envelope, now);
         let mut summary = IngestSummary {
             received: verdicts.len(),
             ..IngestSummary::default()
         };
 
         let mut accepted = Vec::new();
+        let mut accepted_at = Vec::new();
         let mut letters = Vec::new();
-        for verdict in verdicts {
+        let mut records = Vec::with_capacity(verdicts.len());
+        for (index, verdict) in verdicts.into_iter().enumerate() {
             match verdict {
-                Verdict::Accepted(record) => accepted.push(record),
+                Verdict::Accepted(record) => {
+                    records.push(RecordResult {
+                        index,
+                        device_id: Some(record.partition_key.clone()),
+                        status: RecordStatus::Accepted,
+                    });
+                    accepted_at.push(index);
+                    accepted.push(record);
+                }
                 Verdict::Rejected(reason, letter) => {
                     *summary.rejected.entry(reason.as_str()).or_default() += 1;
+                    records.push(RecordResult {
+                        index,
+                        device_id: letter.device_id.clone(),
+                        status: RecordStatus::Rejected {
+                            reason,
+                            errors: letter.errors.clone(),
+                        },
+                    });
                     letters.push(*letter);
                 }
             }
@@ -146,21 +236,36 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
         summary.stream_calls = report.calls;
         for failure in &report.failed {
             let record = &accepted[failure.index];
+            let error = format!("{}: {}", failure.error_code, failure.message);
             *summary
                 .rejected
                 .entry(Reason::SinkUnavailable.as_str())
                 .or_default() += 1;
-            letters.push(DeadLetter {
-                reason: Reason::SinkUnavailable.as_str().into(),
-                errors: vec![format!("{}: {}", failure.error_code, failure.message)],
-                source: SOURCE.into(),
-                device_id: Some(record.partition_key.clone()),
-                topic: envelope.topic(),
-                received_at: Some(envelope.received_at),
-                rejected_at: now,
-                payload: serde_json::from_slice(&record.data).unwrap_or(Value::Null),
-                payload_base64: None,
-            });
+            let result = &mut records[accepted_at[failure.index]];
+            match sink_failures {
+                SinkFailures::Report => {
+                    result.status = RecordStatus::Unavailable {
+                        errors: vec![error],
+                    };
+                }
+                SinkFailures::DeadLetter => {
+                    result.status = RecordStatus::Rejected {
+                        reason: Reason::SinkUnavailable,
+                        errors: vec![error.clone()],
+                    };
+                    letters.push(DeadLetter {
+                        reason: Reason::SinkUnavailable.as_str().into(),
+                        errors: vec![error],
+                        source: self.source.into(),
+                        device_id: Some(record.partition_key.clone()),
+                        topic: envelope.topic(),
+                        received_at: Some(envelope.received_at),
+                        rejected_at: now,
+                        payload: serde_json::from_slice(&record.data).unwrap_or(Value::Null),
+                        payload_base64: None,
+                    });
+                }
+            }
         }
 
         if !letters.is_empty() {
@@ -173,7 +278,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             summary.dead_lettered = letters.len();
         }
         tracing::info!(
-            thing_name = envelope.thing_name.as_deref().unwrap_or("-"),
+            sender = envelope.sender.as_ref().map_or("-", Sender::name),
             received = summary.received,
             accepted = summary.accepted,
             rejected = ?summary.rejected,
@@ -182,7 +287,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             stream_calls = summary.stream_calls,
             "telemetry ingested"
         );
-        Ok(summary)
+        Ok(Outcome { summary, records })
     }
 
     fn judge(&self, envelope: &Envelope, now: OffsetDateTime) -> Vec<Verdict> {
@@ -195,7 +300,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
                 Box::new(DeadLetter {
                     reason: reason.as_str().into(),
                     errors,
-                    source: SOURCE.into(),
+                    source: self.source.into(),
                     device_id: payload
                         .get("device_id")
                         .and_then(Value::as_str)
@@ -256,18 +361,16 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
         now: OffsetDateTime,
         reject: &impl Fn(Reason, Vec<String>, Value, Option<String>) -> Verdict,
     ) -> Verdict {
-        let Some(thing_name) = envelope.thing_name.as_deref() else {
+        let Some(sender) = envelope.sender.as_ref() else {
             let problem =
                 "the event carries no thing_name: the rule must select topic(2) AS thing_name"
                     .to_string();
             return reject(Reason::MissingThingName, vec![problem], value.clone(), None);
         };
-        let claimed = value.get("device_id").and_then(Value::as_str);
-        let spoof = claimed
-            .filter(|claimed| *claimed != thing_name)
-            .map(|claimed| {
-                format!("device_id: {claimed:?} is not the sender, which is {thing_name:?}")
-            });
+        let spoof = value
+            .get("device_id")
+            .and_then(Value::as_str)
+            .and_then(|claimed| sender.refuses(claimed));
         let validated = TelemetryRecord::validate(value, now, &self.limits);
         match (spoof, validated) {
             (Some(spoof), Ok(_)) => reject(Reason::Spoofed, vec![spoof], value.clone(), None),

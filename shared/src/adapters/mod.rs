@@ -1,6 +1,7 @@
 //! AWS implementations of the port traits.
 
 pub mod dynamodb;
+pub mod idempotency_dynamodb;
 pub mod iot_data;
 pub mod item;
 #[cfg(feature = "kafka")]
@@ -16,6 +17,7 @@ pub mod sns;
 pub mod sqs;
 
 pub use dynamodb::{DynamoDeviceState, DynamoRegistry};
+pub use idempotency_dynamodb::DynamoIdempotency;
 pub use iot_data::IotDataChannel;
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaAuth, KafkaSink};

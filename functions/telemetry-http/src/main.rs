@@ -1,0 +1,50 @@
+//! The telemetry-http Lambda: reads its configuration, builds the stream, queue and
+//! idempotency clients once, and answers API Gateway's requests.
+
+// The ingest future (sink choice, retries, Kafka client) nests deeper than rustc's default
+// layout query depth of 128 once the runtime wraps it.
+#![recursion_limit = "256"]
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use fleetwire::adapters::{DynamoIdempotency, SqsDeadLetters};
+use fleetwire::aws::{SdkSettings, load_sdk_config};
+use fleetwire::config::Env;
+use lambda_runtime::{LambdaEvent, service_fn};
+use telemetry_http::{HttpConfig, HttpIngest};
+use telemetry_ingest::sink::{ConfiguredSink, InitError, connect};
+use telemetry_ingest::{Ingest, IngestConfig};
+use time::OffsetDateTime;
+
+type Entry = HttpIngest<ConfiguredSink, SqsDeadLetters, DynamoIdempotency>;
+
+async fn init() -> Result<Entry, InitError> {
+    let env = Env::process();
+    let config = IngestConfig::from_env(&env)?;
+    let http = HttpConfig::from_env(&env)?;
+    let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
+    let (sink, dead_letters) = connect(&config, &sdk).await?;
+    let idempotency =
+        DynamoIdempotency::new(aws_sdk_dynamodb::Client::new(&sdk), &http.idempotency_table);
+    Ok(HttpIngest::new(
+        Ingest::new(sink, dead_letters, &config),
+        idempotency,
+        http.http,
+    ))
+}
+
+async fn handler(
+    entry: &Entry,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error> {
+    Ok(entry
+        .handle(&event.payload, OffsetDateTime::now_utc())
+        .await)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    fleetwire::logging::init();
+    let entry = fleetwire::init::or_report(init().await).await?;
+    let entry = &entry;
+    lambda_runtime::run(service_fn(move |event| handler(entry, event))).await
+}
