@@ -29,6 +29,9 @@ MQTT_PORT="${FLEETWIRE_MQTT_PORT:-1883}"
 MOSQUITTO_PORT="${FLEETWIRE_MOSQUITTO_PORT:-18830}"
 IOT_DATA_PORT="${FLEETWIRE_IOT_DATA_PORT:-8087}"
 CDN_PORT="${FLEETWIRE_CDN_PORT:-8088}"
+# The runner's HTTP API (the template's API Gateway routes); its JWT routes trust the
+# tokens the runner issues at POST /runner/tokens on the data plane port.
+API_PORT="${FLEETWIRE_API_PORT:-8089}"
 # kinesis (default) or msk: which stream telemetry-ingest writes and the runner maps.
 STREAM_BACKEND="${FLEETWIRE_STREAM_BACKEND:-kinesis}"
 KAFKA_TOPIC="${FLEETWIRE_KAFKA_TOPIC:-fleet-telemetry}"

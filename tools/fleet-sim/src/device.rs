@@ -5,7 +5,8 @@
 //! 2. reconnect as its thing, with its new certificate id as identity;
 //! 3. send readings at the configured rate (a share invalid, a share claiming another
 //!    device's id); a flapping device loses its link once, buffers meanwhile and sends
-//!    the buffer as one `{"records": [...]}` batch on reconnect;
+//!    the buffer as one `{"records": [...]}` batch on reconnect; an HTTPS device posts its
+//!    telemetry to the HTTP API with a device token instead, and checks each answer;
 //! 4. ask for firmware, download the offered image, check its length, SHA-256 and code
 //!    signature, and report progress and the outcome (the failing model fails on purpose);
 //! 5. stay connected until told to leave.
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -80,6 +81,7 @@ pub struct Shared {
     pub sent: Mutex<Vec<Sent>>,
     pub next_seq: AtomicU64,
     pub http: Client<HttpConnector, Empty<Bytes>>,
+    pub api: Client<HttpConnector, Full<Bytes>>,
     pub progress: indicatif::ProgressBar,
     /// Becomes true when devices may disconnect.
     pub leave: watch::Receiver<bool>,
@@ -102,6 +104,7 @@ impl Shared {
             sent: Mutex::default(),
             next_seq: AtomicU64::new(1),
             http: Client::builder(TokioExecutor::new()).build_http(),
+            api: Client::builder(TokioExecutor::new()).build_http(),
             progress,
             leave,
         }
@@ -231,7 +234,14 @@ async fn operate(
     let names = &shared.names;
     let connect = || Session::connect(&names.mqtt_host, names.mqtt_port, &spec.thing, certificate);
     let mut session = Some(connect().await?);
-    let telemetry = format!("fleet/{}/telemetry", spec.thing);
+    let telemetry = Telemetry {
+        topic: format!("fleet/{}/telemetry", spec.thing),
+        token: if spec.https {
+            Some(device_token(shared, &spec.thing).await?)
+        } else {
+            None
+        },
+    };
     let behaviour = &shared.behaviour;
     let interval = Duration::from_secs_f64(1.0 / behaviour.rate.max(0.01));
     let started = tokio::time::Instant::now();
@@ -261,7 +271,9 @@ async fn operate(
             let live = connect().await?;
             if !buffered.is_empty() {
                 let records: Vec<Value> = buffered.iter().map(|(r, _)| r.clone()).collect();
-                live.publish(&telemetry, json!({"records": records}).to_string())
+                let kinds: Vec<Kind> = buffered.iter().map(|(_, s)| s.kind).collect();
+                telemetry
+                    .send(shared, &live, json!({"records": records}), &kinds)
                     .await?;
                 record_sent(
                     shared,
@@ -274,7 +286,7 @@ async fn operate(
         let (reading, sent) = reading(shared, spec, &mut last_ms);
         match &session {
             Some(live) => {
-                live.publish(&telemetry, reading.to_string()).await?;
+                telemetry.send(shared, live, reading, &[sent.kind]).await?;
                 record_sent(shared, [sent]).await;
             }
             None => buffered.push((reading, sent)),
@@ -287,7 +299,9 @@ async fn operate(
             let live = connect().await?;
             if !buffered.is_empty() {
                 let records: Vec<Value> = buffered.iter().map(|(r, _)| r.clone()).collect();
-                live.publish(&telemetry, json!({"records": records}).to_string())
+                let kinds: Vec<Kind> = buffered.iter().map(|(_, s)| s.kind).collect();
+                telemetry
+                    .send(shared, &live, json!({"records": records}), &kinds)
                     .await?;
                 record_sent(shared, buffered.into_iter().map(|(_, s)| s)).await;
             }
@@ -296,6 +310,103 @@ async fn operate(
     };
     update_firmware(shared, spec, &mut live, outcome).await?;
     Ok(live)
+}
+
+/// Where a device's telemetry goes: its MQTT topic, or the HTTP API with its token.
+struct Telemetry {
+    topic: String,
+    token: Option<String>,
+}
+
+impl Telemetry {
+    /// Sends one reading or a `{"records": [...]}` batch whose readings are `kinds`. Over
+    /// HTTPS the answer must be what the API promises: `202` when one reading is valid,
+    /// `400` when none is, and a per-record result that says which.
+    async fn send(
+        &self,
+        shared: &Shared,
+        session: &Session,
+        body: Value,
+        kinds: &[Kind],
+    ) -> Result<(), String> {
+        let Some(token) = &self.token else {
+            return session.publish(&self.topic, body.to_string()).await;
+        };
+        let request = http::Request::post(format!("{}/v1/telemetry", shared.names.api_url))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("{:032x}", fastrand::u128(..)))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let (status, answer) = post_json(shared, request).await?;
+        let any_valid = kinds.contains(&Kind::Valid);
+        let expected = if any_valid { 202 } else { 400 };
+        if status != expected {
+            return Err(format!(
+                "POST /v1/telemetry answered {status}, expected {expected}: {answer}"
+            ));
+        }
+        let results: Vec<&str> = answer["records"]
+            .as_array()
+            .map(|records| {
+                records
+                    .iter()
+                    .filter_map(|r| r["status"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted: Vec<&str> = kinds
+            .iter()
+            .map(|k| {
+                if *k == Kind::Valid {
+                    "accepted"
+                } else {
+                    "rejected"
+                }
+            })
+            .collect();
+        if results != wanted {
+            return Err(format!(
+                "POST /v1/telemetry results {results:?}, expected {wanted:?}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A device token for `thing` from the runner's local issuer (on AWS: the fleet's
+/// identity provider, behind the API's JWT authorizer).
+async fn device_token(shared: &Shared, thing: &str) -> Result<String, String> {
+    let request = http::Request::post(format!("{}/runner/tokens", shared.names.runner_url))
+        .body(Full::new(Bytes::from(json!({"sub": thing}).to_string())))
+        .map_err(|e| e.to_string())?;
+    let (status, answer) = post_json(shared, request).await?;
+    match answer["token"].as_str() {
+        Some(token) if status == 200 => Ok(token.to_owned()),
+        _ => Err(format!("no device token ({status}): {answer}")),
+    }
+}
+
+async fn post_json(
+    shared: &Shared,
+    request: http::Request<Full<Bytes>>,
+) -> Result<(u16, Value), String> {
+    let uri = request.uri().to_string();
+    let response =
+        tokio::time::timeout(shared.behaviour.answer_timeout, shared.api.request(request))
+            .await
+            .map_err(|_| format!("{uri}: no answer in time"))?
+            .map_err(|e| format!("{uri}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Ok((status, value))
 }
 
 /// A reading with a run-wide sequence number (kept by the system as an unknown field).

@@ -59,6 +59,10 @@ struct Cli {
     /// Share of devices whose link drops once.
     #[arg(long, default_value_t = 0.2)]
     flap_share: f64,
+    /// Share of devices sending telemetry over HTTPS (the local HTTP API's
+    /// `POST /v1/telemetry`, with a token from the runner) instead of MQTT.
+    #[arg(long, default_value_t = 0.25)]
+    https_share: f64,
     /// Seconds a device waits for an answer (a function's first invoke includes its build).
     #[arg(long, default_value_t = 300)]
     answer_timeout: u64,
@@ -132,6 +136,7 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         devices: cli.devices,
         unlisted_share: cli.unlisted_share,
         flap_share: cli.flap_share,
+        https_share: cli.https_share,
     };
     eprintln!("fleet-sim: run {run}: preparing the allowlist, two releases and two rollouts");
     let fleet = setup::prepare(&sdk, &names, &shape, &run).await?;

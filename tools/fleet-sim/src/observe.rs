@@ -208,10 +208,16 @@ pub async fn dead_letters(
         }
         empty = 0;
         for message in page.messages() {
+            // MQTT letters carry their topic; HTTPS ones (telemetry-http) have none, so
+            // their device id says whose they are.
             if let Ok(letter) = serde_json::from_str::<Value>(message.body().unwrap_or_default())
-                && letter["topic"]
+                && (letter["topic"]
                     .as_str()
                     .is_some_and(|t| t.starts_with(&topic_prefix))
+                    || (letter["topic"].is_null()
+                        && letter["device_id"]
+                            .as_str()
+                            .is_some_and(|d| d.starts_with(prefix))))
             {
                 found.push(letter);
             }

@@ -30,6 +30,8 @@ pub struct Names {
     pub mqtt_port: u16,
     /// The runner's data plane and status endpoint.
     pub runner_url: String,
+    /// The telemetry HTTP API (`POST /v1/telemetry`) devices without MQTT telemetry use.
+    pub api_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,10 @@ impl Names {
                 "http://127.0.0.1:{}",
                 port("FLEETWIRE_IOT_DATA_PORT", 8087)?
             ),
+            api_url: match std::env::var("TELEMETRY_API_URL") {
+                Ok(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
+                _ => format!("http://127.0.0.1:{}", port("FLEETWIRE_API_PORT", 8089)?),
+            },
         })
     }
 }
@@ -103,6 +109,9 @@ pub struct DeviceSpec {
     pub listed: bool,
     /// Loses its link once during the run and sends what it buffered on reconnect.
     pub flaps: bool,
+    /// Sends its telemetry over HTTPS (`POST /v1/telemetry` with a device token) instead
+    /// of MQTT; everything else still over MQTT.
+    pub https: bool,
 }
 
 /// The run's fleet, after the operator's preparations.
@@ -139,6 +148,8 @@ pub struct Shape {
     pub unlisted_share: f64,
     /// Share of devices whose link drops once.
     pub flap_share: f64,
+    /// Share of devices sending telemetry over HTTPS.
+    pub https_share: f64,
 }
 
 /// Plans the devices and makes the allowlist, releases and rollouts for them.
@@ -161,6 +172,7 @@ pub async fn prepare(
             },
             listed: !share(index, shape.unlisted_share, 7),
             flaps: share(index, shape.flap_share, 3),
+            https: share(index, shape.https_share, 5),
         })
         .collect();
     let fleet = Fleet {

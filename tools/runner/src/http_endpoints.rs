@@ -2,6 +2,8 @@
 //!
 //! - the **IoT data plane**: `POST /topics/{topic}?qos=1` publishes like IoT Core's
 //!   `Publish` API (what firmware-url's answers use), to subscribers and the rules;
+//! - `POST /runner/tokens`: a device token for the local HTTP API's JWT routes, with the
+//!   claims of the body (`{"sub": "gw-1", "fleetwire:devices": ["a", "b"]}`);
 //! - `GET /runner/status`: connections, per-rule counters and the event source mappings'
 //!   positions, so a test or the demo knows when everything sent has been handled;
 //!   `POST /runner/mappings/enable` starts mappings the runner was told to hold back;
@@ -110,6 +112,8 @@ pub struct DataPlane {
     pub router: Router,
     pub connections: Connections,
     pub mappings: Arc<crate::esm::MappingControl>,
+    /// The local HTTP API, whose JWT routes trust the tokens `POST /runner/tokens` issues.
+    pub http_api: Arc<crate::http_api::LocalHttpApi>,
 }
 
 impl DataPlane {
@@ -125,6 +129,26 @@ impl DataPlane {
                     "mappings": self.mappings.status(),
                 }),
             ),
+            (&Method::POST, "/runner/tokens") => {
+                let body = match request.into_body().collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(e) => {
+                        return json_reply(
+                            StatusCode::BAD_REQUEST,
+                            &json!({"message": e.to_string()}),
+                        );
+                    }
+                };
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                match self
+                    .http_api
+                    .issuer
+                    .issue(&self.http_api.routes, &body, now)
+                {
+                    Ok(issued) => json_reply(StatusCode::OK, &issued),
+                    Err(e) => json_reply(StatusCode::BAD_REQUEST, &json!({"message": e})),
+                }
+            }
             (&Method::POST, "/runner/mappings/enable") => match self.mappings.enable().await {
                 Ok(()) => json_reply(StatusCode::OK, &json!({"mappings_enabled": true})),
                 Err(e) => aws_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", &e),
@@ -161,7 +185,7 @@ impl DataPlane {
             _ => aws_error(
                 StatusCode::NOT_FOUND,
                 "ResourceNotFoundException",
-                "the local IoT data plane serves POST /topics/{topic} (and GET /runner/status)",
+                "the local IoT data plane serves POST /topics/{topic} (and GET /runner/status, POST /runner/tokens)",
             ),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod esm;
 pub mod front_door;
+pub mod http_api;
 pub mod http_endpoints;
 pub mod hub;
 pub mod iot_sql;

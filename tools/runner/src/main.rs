@@ -14,6 +14,7 @@ use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::config::Env;
 use fleetwire_runner::esm::{Esm, EsmStatus, MappingControl, StartAt};
 use fleetwire_runner::front_door::FrontDoor;
+use fleetwire_runner::http_api::{LocalHttpApi, LocalIssuer};
 use fleetwire_runner::http_endpoints::{self, DataPlane, LocalCloudFront, TrustedKeys};
 use fleetwire_runner::hub::{BrokerClient, Connections};
 use fleetwire_runner::lambda::{AsyncInvoker, Invoker};
@@ -21,7 +22,7 @@ use fleetwire_runner::provisioning::Provisioning;
 use fleetwire_runner::queues::Queues;
 use fleetwire_runner::router::Router;
 use fleetwire_runner::rules::RulesEngine;
-use fleetwire_runner::wiring::{Source, Wiring};
+use fleetwire_runner::wiring::{RouteAuth, Source, Wiring};
 use fleetwire_stack::LOCAL_ACCOUNT;
 use fleetwire_stack::template::Template;
 use tokio::net::TcpListener;
@@ -72,6 +73,9 @@ struct RunArgs {
     /// The IoT data plane (`POST /topics/{topic}`) and `GET /runner/status`.
     #[arg(long, default_value = "127.0.0.1:8087")]
     http_listen: SocketAddr,
+    /// The local API Gateway HTTP API (the template's ApiGatewayV2 routes).
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    api_listen: SocketAddr,
     /// The local CloudFront for firmware downloads.
     #[arg(long, default_value = "127.0.0.1:8088")]
     cdn_listen: SocketAddr,
@@ -200,6 +204,12 @@ async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         "set FLEETWIRE_CDN_PORT to another port",
     )
     .await?;
+    let api = bind(
+        "the local HTTP API",
+        args.api_listen,
+        "set FLEETWIRE_API_PORT to another port",
+    )
+    .await?;
     tokio::net::TcpStream::connect(args.broker)
         .await
         .map_err(|e| {
@@ -297,10 +307,33 @@ async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         control.enable().await?;
     }
 
+    let http_api = Arc::new(LocalHttpApi {
+        binaries: wiring
+            .http_routes
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.function.clone(),
+                    wiring.function(&r.function)?.binary.clone(),
+                ))
+            })
+            .collect(),
+        routes: wiring.http_routes.clone(),
+        invoker: invoker.clone(),
+        issuer: Arc::new(LocalIssuer::new()?),
+        account: LOCAL_ACCOUNT.to_owned(),
+    });
+    {
+        let http_api = http_api.clone();
+        tokio::spawn(http_endpoints::serve(api, move |request, peer| {
+            http_api.clone().handle(request, peer)
+        }));
+    }
     let data_plane = DataPlane {
         router: router.clone(),
         connections: connections.clone(),
         mappings: control.clone(),
+        http_api,
     };
     tokio::spawn(http_endpoints::serve(http, move |request, peer| {
         data_plane.clone().handle(request, peer)
@@ -347,6 +380,16 @@ async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         wiring.provisioning.len(),
         wiring.mappings.len(),
         args.lambda
+    );
+    println!(
+        "fleetwire-runner: HTTP API on http://{}: {}",
+        args.api_listen,
+        wiring
+            .http_routes
+            .iter()
+            .map(|r| r.route_key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     shutdown_signal().await;
     println!("fleetwire-runner: stopping");
@@ -408,6 +451,17 @@ fn print(wiring: &Wiring) {
             mapping.maximum_retry_attempts,
             mapping.bisect_on_error,
             mapping.on_failure_queue.as_deref().unwrap_or("-")
+        );
+    }
+    for route in &wiring.http_routes {
+        let auth = match &route.auth {
+            RouteAuth::Iam => "AWS_IAM (SigV4; answered 403 locally)".to_owned(),
+            RouteAuth::Jwt { issuer, .. } => format!("JWT from {issuer}"),
+        };
+        println!(
+            "HTTP API route {} -> {} ({auth})",
+            route.route_key,
+            binary(&route.function)
         );
     }
 }

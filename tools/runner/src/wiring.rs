@@ -86,6 +86,28 @@ pub enum Source {
     Kafka { topics: Vec<String>, arn: String },
 }
 
+/// A route of the HTTP API (`AWS::ApiGatewayV2::Route`) with a Lambda proxy integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRoute {
+    /// `POST /v1/telemetry`.
+    pub route_key: String,
+    pub method: String,
+    pub path: String,
+    /// Logical id of the function its integration invokes.
+    pub function: String,
+    pub auth: RouteAuth,
+}
+
+/// How a route is authorized.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAuth {
+    Iam,
+    Jwt {
+        issuer: String,
+        audiences: Vec<String>,
+    },
+}
+
 /// Everything the runner plays.
 #[derive(Debug, Clone, Default)]
 pub struct Wiring {
@@ -93,6 +115,7 @@ pub struct Wiring {
     pub rules: Vec<Rule>,
     pub provisioning: Vec<ProvisioningTemplate>,
     pub mappings: Vec<Mapping>,
+    pub http_routes: Vec<HttpRoute>,
 }
 
 impl Wiring {
@@ -249,7 +272,20 @@ impl Wiring {
                         .mappings
                         .push(mapping(&resolver, id, props, &queue_of)?);
                 }
+                "AWS::ApiGatewayV2::Route" => {
+                    wiring
+                        .http_routes
+                        .push(http_route(template, &resolver, id, props)?);
+                }
                 _ => {}
+            }
+        }
+        for route in &wiring.http_routes {
+            if !wiring.functions.contains_key(&route.function) {
+                return Err(unsupported(
+                    &route.route_key,
+                    format!("its function {} is not deployed", route.function),
+                ));
             }
         }
         for rule in &wiring.rules {
@@ -269,6 +305,124 @@ impl Wiring {
 }
 
 /// `!GetAtt X.Arn` or `!Ref X` → `X`.
+/// A route: `METHOD /path` (no path parameters, no `$default`), a Lambda proxy
+/// integration (`Target: !Sub "integrations/${Integration}"`) and IAM or JWT authorization.
+fn http_route(
+    template: &Template,
+    resolver: &Resolver,
+    id: &str,
+    props: &Value,
+) -> Result<HttpRoute, WiringError> {
+    let route_key = resolver.text(id, props.get("RouteKey").unwrap_or(&Value::Null))?;
+    let (method, path) = route_key
+        .split_once(' ')
+        .filter(|(_, path)| path.starts_with('/') && !path.contains('{'))
+        .ok_or_else(|| {
+            unsupported(
+                id,
+                format!("RouteKey {route_key:?}: the runner plays `METHOD /path` routes without parameters"),
+            )
+        })?;
+    let resource = |logical_id: &str, kind: &str| {
+        template
+            .resources
+            .iter()
+            .find(|r| r.logical_id == logical_id && r.kind == kind)
+    };
+    let integration_id = props
+        .pointer("/Target/Fn::Sub")
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix("integrations/${"))
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| unsupported(id, "Target must be !Sub \"integrations/${<Integration>}\""))?;
+    let integration = resource(integration_id, "AWS::ApiGatewayV2::Integration")
+        .ok_or_else(|| unsupported(id, format!("no integration {integration_id}")))?;
+    if integration
+        .properties
+        .get("IntegrationType")
+        .and_then(Value::as_str)
+        != Some("AWS_PROXY")
+    {
+        return Err(unsupported(
+            integration_id,
+            "the runner plays AWS_PROXY (Lambda) integrations only",
+        ));
+    }
+    if integration
+        .properties
+        .get("PayloadFormatVersion")
+        .and_then(Value::as_str)
+        != Some("2.0")
+    {
+        return Err(unsupported(
+            integration_id,
+            "the runner plays PayloadFormatVersion 2.0 only",
+        ));
+    }
+    let function = integration
+        .properties
+        .get("IntegrationUri")
+        .and_then(referenced_resource)
+        .ok_or_else(|| {
+            unsupported(
+                integration_id,
+                "IntegrationUri must be !GetAtt <Function>.Arn",
+            )
+        })?;
+    let auth = match props.get("AuthorizationType").and_then(Value::as_str) {
+        Some("AWS_IAM") => RouteAuth::Iam,
+        Some("JWT") => {
+            let authorizer_id = props
+                .get("AuthorizerId")
+                .and_then(referenced_resource)
+                .ok_or_else(|| {
+                    unsupported(id, "a JWT route needs AuthorizerId: !Ref <Authorizer>")
+                })?;
+            let authorizer = resource(&authorizer_id, "AWS::ApiGatewayV2::Authorizer")
+                .ok_or_else(|| unsupported(id, format!("no authorizer {authorizer_id}")))?;
+            let config = resolver.resolve(
+                &authorizer_id,
+                authorizer
+                    .properties
+                    .get("JwtConfiguration")
+                    .unwrap_or(&Value::Null),
+            )?;
+            let issuer = config
+                .get("Issuer")
+                .and_then(Value::as_str)
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| unsupported(&authorizer_id, "JwtConfiguration.Issuer is empty"))?
+                .to_owned();
+            let audiences = config
+                .get("Audience")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            RouteAuth::Jwt { issuer, audiences }
+        }
+        other => {
+            return Err(unsupported(
+                id,
+                format!(
+                    "AuthorizationType {other:?}: the runner plays AWS_IAM and JWT routes (no anonymous ones)"
+                ),
+            ));
+        }
+    };
+    Ok(HttpRoute {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        route_key: route_key.clone(),
+        function,
+        auth,
+    })
+}
+
 fn referenced_resource(value: &Value) -> Option<String> {
     if let Some(parts) = value.get("Fn::GetAtt").and_then(Value::as_array) {
         return parts.first()?.as_str().map(str::to_owned);
@@ -422,6 +576,47 @@ mod tests {
             template.set_parameter(name, value).unwrap();
         }
         Wiring::read(&template, "fleetwire", "us-east-1", "123456789012").expect("wiring reads")
+    }
+
+    #[test]
+    fn the_http_api_routes_are_played_with_their_authorization() {
+        let without_issuer = project(&[("Stage", "local")]);
+        let keys: Vec<&str> = without_issuer
+            .http_routes
+            .iter()
+            .map(|r| r.route_key.as_str())
+            .collect();
+        assert_eq!(keys, ["POST /v1/backend/telemetry"]);
+        assert_eq!(without_issuer.http_routes[0].auth, RouteAuth::Iam);
+
+        let with_issuer = project(&[
+            ("Stage", "local"),
+            ("TelemetryTokenIssuer", "http://127.0.0.1:8087/runner"),
+        ]);
+        let device = with_issuer
+            .http_routes
+            .iter()
+            .find(|r| r.route_key == "POST /v1/telemetry")
+            .expect("the device route exists once an issuer is given");
+        assert_eq!(
+            (device.method.as_str(), device.path.as_str()),
+            ("POST", "/v1/telemetry")
+        );
+        assert_eq!(device.function, "TelemetryHttpFunction");
+        assert_eq!(
+            device.auth,
+            RouteAuth::Jwt {
+                issuer: "http://127.0.0.1:8087/runner".into(),
+                audiences: vec!["fleetwire-telemetry".into()],
+            }
+        );
+        assert_eq!(
+            with_issuer
+                .function("TelemetryHttpFunction")
+                .unwrap()
+                .binary,
+            "telemetry-http"
+        );
     }
 
     #[test]

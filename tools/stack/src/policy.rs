@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 11] = [
+pub const RULES: [(&str, &str); 13] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -68,6 +68,14 @@ pub const RULES: [(&str, &str); 11] = [
     (
         "device-policy-bound",
         "the device policy binds every resource to ${iot:Connection.Thing.ThingName}",
+    ),
+    (
+        "api-route-authorized",
+        "every HTTP API route needs IAM or a JWT authorizer: no anonymous writes",
+    ),
+    (
+        "api-stage-guarded",
+        "every HTTP API stage logs access and throttles; every custom domain takes TLS 1.2 or newer only",
     ),
 ];
 
@@ -300,6 +308,55 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                     );
                 }
             }
+            "AWS::ApiGatewayV2::Route" => {
+                let authorization = get("/AuthorizationType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("NONE");
+                let authorized = match authorization {
+                    "AWS_IAM" => true,
+                    "JWT" | "CUSTOM" => get("/AuthorizerId").is_some(),
+                    _ => false,
+                };
+                if !authorized {
+                    report(
+                        "api-route-authorized",
+                        id,
+                        format!(
+                            "AuthorizationType {authorization}: anyone could call it; use AWS_IAM or a JWT authorizer"
+                        ),
+                    );
+                }
+            }
+            "AWS::ApiGatewayV2::Stage" => {
+                let logged = get("/AccessLogSettings/DestinationArn").is_some()
+                    && get("/AccessLogSettings/Format").is_some();
+                let throttled = get("/DefaultRouteSettings/ThrottlingRateLimit").is_some()
+                    && get("/DefaultRouteSettings/ThrottlingBurstLimit").is_some();
+                if !logged || !throttled {
+                    report(
+                        "api-stage-guarded",
+                        id,
+                        format!("access logs: {logged}, throttling (rate and burst): {throttled}"),
+                    );
+                }
+            }
+            "AWS::ApiGatewayV2::DomainName" => {
+                let tls12 = get("/DomainNameConfigurations")
+                    .and_then(Value::as_array)
+                    .is_some_and(|configs| {
+                        !configs.is_empty()
+                            && configs
+                                .iter()
+                                .all(|c| c.get("SecurityPolicy") == Some(&Value::from("TLS_1_2")))
+                    });
+                if !tls12 {
+                    report(
+                        "api-stage-guarded",
+                        id,
+                        "needs SecurityPolicy TLS_1_2 on every domain configuration".into(),
+                    );
+                }
+            }
             "AWS::IoT::ProvisioningTemplate" => {
                 // The device policy is the one the template body attaches.
                 let attached: Vec<String> = p
@@ -521,6 +578,38 @@ mod tests {
                 broken(
                     "topic/fleet/${!iot:Connection.Thing.ThingName}/*\"",
                     "topic/fleet/*\"",
+                ),
+            ),
+            (
+                "api-route-authorized",
+                broken(
+                    "      AuthorizationType: AWS_IAM\n",
+                    "      AuthorizationType: NONE\n",
+                ),
+            ),
+            (
+                "api-route-authorized",
+                broken("      AuthorizerId: !Ref TelemetryTokenAuthorizer\n", ""),
+            ),
+            (
+                "api-stage-guarded",
+                broken(
+                    "        ThrottlingBurstLimit: !Ref TelemetryApiBurstLimit\n",
+                    "",
+                ),
+            ),
+            (
+                "api-stage-guarded",
+                broken(
+                    "        DestinationArn: !GetAtt TelemetryApiAccessLogGroup.Arn\n",
+                    "",
+                ),
+            ),
+            (
+                "api-stage-guarded",
+                broken(
+                    "          SecurityPolicy: TLS_1_2\n",
+                    "          SecurityPolicy: TLS_1_0\n",
                 ),
             ),
             (
