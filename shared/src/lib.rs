@@ -17,6 +17,7 @@ pub mod logging;
 pub mod ota;
 pub mod presence;
 pub mod processing;
+pub mod rate_limit;
 pub mod registry;
 pub mod retry;
 pub mod stream;

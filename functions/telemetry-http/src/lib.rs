@@ -12,6 +12,7 @@
 //! | 405 / 415 / 413 | not POST / not JSON / body over `MAX_BODY_BYTES` |
 //! | 409 | a request with the same `Idempotency-Key` is in progress (`Retry-After`) |
 //! | 422 | the `Idempotency-Key` was used before for a different request |
+//! | 429 | the caller is over its own rate limit (`Retry-After`: when its next window starts) |
 //! | 503 | the stream or the dead-letter queue is unavailable after its budget (`Retry-After`): the records marked `unavailable` were not stored, send them again |
 
 pub mod auth;
@@ -26,6 +27,7 @@ use fleetwire::dead_letter::DeadLetterSink;
 use fleetwire::idempotency::{
     Claim, IdempotencyKey, IdempotencyStore, StoredResponse, fingerprint,
 };
+use fleetwire::rate_limit::{Admission, CallerRateLimiter, RateCounter};
 use fleetwire::stream::StreamSink;
 use serde_json::{Value, json};
 use telemetry_ingest::envelope::Envelope;
@@ -37,10 +39,12 @@ pub use config::{HttpConfig, HttpSettings};
 /// The name dead letters from this entry point carry as their source.
 pub const SOURCE: &str = "telemetry-http";
 
-/// The entry point: the ingest core, the idempotency table and the settings, built once.
-pub struct HttpIngest<S, D, I> {
+/// The entry point: the ingest core, the idempotency table, the per-caller rate limiter
+/// (when one is configured) and the settings, built once.
+pub struct HttpIngest<S, D, I, R> {
     ingest: Ingest<S, D>,
     idempotency: I,
+    limiter: Option<CallerRateLimiter<R>>,
     settings: HttpSettings,
 }
 
@@ -74,13 +78,20 @@ impl Answer {
     }
 }
 
-impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore> HttpIngest<S, D, I> {
+impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore, R: RateCounter> HttpIngest<S, D, I, R> {
     pub fn new(ingest: Ingest<S, D>, idempotency: I, settings: HttpSettings) -> Self {
         HttpIngest {
             ingest: ingest.with_source(SOURCE),
             idempotency,
+            limiter: None,
             settings,
         }
+    }
+
+    /// Holds each caller to its own rate limit (`429` beyond it).
+    pub fn with_rate_limit(mut self, limiter: CallerRateLimiter<R>) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Answers one request received at `now`.
@@ -114,6 +125,9 @@ impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore> HttpIngest<S, D, I> 
                 return Answer::error(403, e.to_string());
             }
         };
+        if let Some(limited) = self.over_budget(sender.name(), now).await {
+            return limited;
+        }
         if let Some(kind) = header(&request.headers, "content-type")
             && !kind
                 .trim()
@@ -209,6 +223,38 @@ impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore> HttpIngest<S, D, I> 
                     tracing::warn!(error = %e, "idempotency answer not stored");
                 }
                 answer
+            }
+        }
+    }
+
+    /// The `429` for a caller over its budget, or `None` to go on. A limiter that cannot
+    /// count lets the request in: the stage's own throttle still bounds everyone, and
+    /// refusing telemetry because a counter is down would lose what the limit protects.
+    async fn over_budget(&self, caller: &str, now: OffsetDateTime) -> Option<Answer> {
+        let limiter = self.limiter.as_ref()?;
+        match limiter.admit(caller, now).await {
+            Ok(Admission::Admitted) => None,
+            Ok(limited) => {
+                let limit = limiter.limit();
+                tracing::warn!(
+                    caller,
+                    "telemetry request refused: over the caller's rate limit"
+                );
+                Some(
+                    Answer::error(
+                        429,
+                        format!(
+                            "{caller} is over its rate limit of {} requests per second (burst {}); send again after Retry-After seconds",
+                            limit.per_second(),
+                            limit.burst()
+                        ),
+                    )
+                    .retry_later(limited.retry_after_seconds().unwrap_or(1)),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, caller, "caller rate table unavailable; request let in");
+                None
             }
         }
     }

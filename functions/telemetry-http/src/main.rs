@@ -1,21 +1,22 @@
-//! The telemetry-http Lambda: reads its configuration, builds the stream, queue and
-//! idempotency clients once, and answers API Gateway's requests.
+//! The telemetry-http Lambda: reads its configuration, builds the stream, queue,
+//! idempotency and rate-limit clients once, and answers API Gateway's requests.
 
 // The ingest future (sink choice, retries, Kafka client) nests deeper than rustc's default
 // layout query depth of 128 once the runtime wraps it.
 #![recursion_limit = "256"]
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use fleetwire::adapters::{DynamoIdempotency, SqsDeadLetters};
+use fleetwire::adapters::{DynamoIdempotency, DynamoRateCounter, SqsDeadLetters};
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::config::Env;
+use fleetwire::rate_limit::CallerRateLimiter;
 use lambda_runtime::{LambdaEvent, service_fn};
 use telemetry_http::{HttpConfig, HttpIngest};
 use telemetry_ingest::sink::{ConfiguredSink, InitError, connect};
 use telemetry_ingest::{Ingest, IngestConfig};
 use time::OffsetDateTime;
 
-type Entry = HttpIngest<ConfiguredSink, SqsDeadLetters, DynamoIdempotency>;
+type Entry = HttpIngest<ConfiguredSink, SqsDeadLetters, DynamoIdempotency, DynamoRateCounter>;
 
 async fn init() -> Result<Entry, InitError> {
     let env = Env::process();
@@ -23,13 +24,20 @@ async fn init() -> Result<Entry, InitError> {
     let http = HttpConfig::from_env(&env)?;
     let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
     let (sink, dead_letters) = connect(&config, &sdk).await?;
-    let idempotency =
-        DynamoIdempotency::new(aws_sdk_dynamodb::Client::new(&sdk), &http.idempotency_table);
-    Ok(HttpIngest::new(
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let idempotency = DynamoIdempotency::new(dynamodb.clone(), &http.idempotency_table);
+    let entry = HttpIngest::new(
         Ingest::new(sink, dead_letters, &config),
         idempotency,
         http.http,
-    ))
+    );
+    Ok(match http.caller_rates {
+        Some(rates) => entry.with_rate_limit(CallerRateLimiter::new(
+            DynamoRateCounter::new(dynamodb, rates.table),
+            rates.limit,
+        )),
+        None => entry,
+    })
 }
 
 async fn handler(

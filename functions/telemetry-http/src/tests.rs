@@ -2,9 +2,12 @@
 //! idempotency table, on the API Gateway events in `events/telemetry-http`.
 
 use fleetwire::error::StoreError;
+use fleetwire::rate_limit::RateLimit;
 use fleetwire::retry::RetryPolicy;
 use fleetwire::telemetry::TimestampLimits;
-use fleetwire::testing::{Behaviour, InMemoryIdempotency, RecordingDeadLetters, RecordingStream};
+use fleetwire::testing::{
+    Behaviour, InMemoryIdempotency, InMemoryRateCounter, RecordingDeadLetters, RecordingStream,
+};
 use telemetry_ingest::IngestConfig;
 use telemetry_ingest::config::Backend;
 use time::macros::datetime;
@@ -14,7 +17,8 @@ use super::*;
 /// The sample requests were sent at 08:00:00; they are answered 30 s later.
 const NOW: OffsetDateTime = datetime!(2026-11-25 08:00:30 UTC);
 
-type Entry = HttpIngest<RecordingStream, RecordingDeadLetters, InMemoryIdempotency>;
+type Entry =
+    HttpIngest<RecordingStream, RecordingDeadLetters, InMemoryIdempotency, InMemoryRateCounter>;
 
 fn event(name: &str) -> ApiGatewayV2httpRequest {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,7 +58,11 @@ struct Answered {
 }
 
 async fn send(entry: &Entry, request: &ApiGatewayV2httpRequest) -> Answered {
-    let response = entry.handle(request, NOW).await;
+    send_at(entry, request, NOW).await
+}
+
+async fn send_at(entry: &Entry, request: &ApiGatewayV2httpRequest, at: OffsetDateTime) -> Answered {
+    let response = entry.handle(request, at).await;
     let body = match response.body {
         Some(ResponseBody::Text(text)) => serde_json::from_str(&text).unwrap(),
         other => panic!("expected a JSON text body, got {other:?}"),
@@ -367,4 +375,69 @@ async fn an_idempotency_table_outage_is_503_and_nothing_is_written() {
     let answered = send(&entry, &event("gateway-batch.json")).await;
     assert_eq!(answered.status, 503);
     assert!(devices_in_stream(&entry).is_empty());
+}
+
+/// Each caller may send `burst` requests per window of `burst / per_second` seconds.
+fn rate_limited(per_second: u32, burst: u32) -> Entry {
+    entry().with_rate_limit(CallerRateLimiter::new(
+        InMemoryRateCounter::default(),
+        RateLimit::new(per_second, burst).unwrap(),
+    ))
+}
+
+fn rate_counts(entry: &Entry) -> Vec<(String, u32, OffsetDateTime)> {
+    entry
+        .limiter
+        .as_ref()
+        .expect("a limiter")
+        .counter()
+        .counts()
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_limit_is_429_until_its_next_window_and_others_go_on() {
+    // Windows of 2 s; NOW (08:00:30) starts one, so the next starts 2 s later.
+    let entry = rate_limited(1, 2);
+    let device = event("device-token.json");
+    assert_eq!(send(&entry, &device).await.status, 202);
+    assert_eq!(send(&entry, &device).await.status, 202);
+    let limited = send(&entry, &device).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.headers["retry-after"], "2");
+    let message = limited.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("over its rate limit of 1 requests per second (burst 2)"),
+        "{message}"
+    );
+    assert_eq!(devices_in_stream(&entry), ["car-0001", "car-0001"]);
+    // Another caller has a budget of its own.
+    assert_eq!(send(&entry, &event("gateway-batch.json")).await.status, 202);
+    // The next window lets the first caller in again.
+    let later = NOW + std::time::Duration::from_secs(2);
+    assert_eq!(send_at(&entry, &device, later).await.status, 202);
+}
+
+#[tokio::test]
+async fn a_caller_that_is_not_authenticated_spends_no_budget() {
+    let entry = rate_limited(1, 1);
+    assert_eq!(send(&entry, &event("no-authorizer.json")).await.status, 401);
+    assert!(rate_counts(&entry).is_empty());
+}
+
+#[tokio::test]
+async fn a_rate_table_outage_lets_requests_in() {
+    let entry = rate_limited(1, 1);
+    entry
+        .limiter
+        .as_ref()
+        .unwrap()
+        .counter()
+        .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
+            call: "DynamoDB.UpdateItem".into(),
+            message: "connection refused".into(),
+        }));
+    let device = event("device-token.json");
+    assert_eq!(send(&entry, &device).await.status, 202);
+    assert_eq!(send(&entry, &device).await.status, 202);
+    assert_eq!(devices_in_stream(&entry), ["car-0001", "car-0001"]);
 }

@@ -1,7 +1,7 @@
 //! telemetry-http against the local stack, over real HTTP: requests to the runner's HTTP
 //! API (the template's routes, with tokens from the runner's issuer), served by the
 //! function under `cargo lambda watch`, writing to kinesis-mock and the DynamoDB Local
-//! idempotency table; and the function's own URL under `cargo lambda watch`, which has no
+//! idempotency and caller-rate tables; and the function's own URL under `cargo lambda watch`, which has no
 //! authorizer and so must refuse. Run by `scripts/test` after `scripts/stack up`.
 
 use std::collections::BTreeMap;
@@ -231,6 +231,94 @@ async fn the_api_refuses_callers_it_cannot_trust_and_bodies_it_cannot_take() {
     let iam = post(&api("/v1/backend/telemetry"), &[json_type], one).await;
     assert_eq!(iam.status, 403);
     assert!(in_stream(&run).await.is_empty());
+}
+
+/// Eight requests at once from the holder of `bearer`, each refused as `text/plain` right
+/// after its count: only the rate counter works, so a burst is quick to spend.
+async fn eight_cheap_requests(bearer: &str) -> Vec<Answer> {
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (url, bearer) = (api("/v1/telemetry"), bearer.to_owned());
+        requests.spawn(async move {
+            post(
+                &url,
+                &[("content-type", "text/plain"), ("authorization", &bearer)],
+                "x",
+            )
+            .await
+        });
+    }
+    requests.join_all().await
+}
+
+#[tokio::test]
+async fn a_caller_over_its_own_rate_limit_waits_while_another_goes_on() {
+    built_under_watch();
+    let run = format!("http-{}", run_id());
+    let (noisy, quiet) = (format!("{run}-noisy"), format!("{run}-quiet"));
+    let per_second = var("CALLER_RATE_LIMIT");
+    let burst: usize = var("CALLER_BURST")
+        .parse()
+        .expect("CALLER_BURST is a number");
+    let noisy_bearer = format!("Bearer {}", token(json!({"sub": noisy})).await);
+
+    let (mut sent, mut limited) = (0, None);
+    while limited.is_none() && sent < burst * 4 {
+        for answer in eight_cheap_requests(&noisy_bearer).await {
+            match answer.status {
+                415 => {}
+                429 => limited = limited.or(Some(answer)),
+                other => panic!("expected 415 or 429, got {other}: {}", answer.body),
+            }
+        }
+        sent += 8;
+    }
+    let limited =
+        limited.unwrap_or_else(|| panic!("{sent} requests from one caller and none was limited"));
+    let retry_after: u64 = limited.headers["retry-after"]
+        .parse()
+        .expect("Retry-After in seconds");
+    let window_seconds = (burst as u64).div_ceil(per_second.parse().unwrap());
+    assert!(
+        (1..=window_seconds).contains(&retry_after),
+        "Retry-After {retry_after} within a window of {window_seconds} s"
+    );
+    let message = limited.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "rate limit of {per_second} requests per second (burst {burst})"
+        )),
+        "{message}"
+    );
+
+    // Another caller, in the same moment, has a budget of its own.
+    let json_type = ("content-type", "application/json");
+    let quiet_bearer = format!("Bearer {}", token(json!({"sub": quiet})).await);
+    let quiet_answer = post(
+        &api("/v1/telemetry"),
+        &[json_type, ("authorization", &quiet_bearer)],
+        reading(&quiet, 1).to_string(),
+    )
+    .await;
+    assert_eq!(quiet_answer.status, 202, "{}", quiet_answer.body);
+
+    // When Retry-After has passed, the noisy caller's next window lets it in.
+    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    let again = post(
+        &api("/v1/telemetry"),
+        &[json_type, ("authorization", &noisy_bearer)],
+        reading(&noisy, 2).to_string(),
+    )
+    .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    let mut stored: Vec<String> = in_stream(&run)
+        .await
+        .iter()
+        .map(|r| r["device_id"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    stored.dedup();
+    assert_eq!(stored, [noisy, quiet]);
 }
 
 #[tokio::test]
