@@ -4,6 +4,8 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="${FLEETWIRE_LOCAL:-$ROOT/.local}"
 VENV="$LOCAL/venv"
+# The Python 3.11 Lambda peers of scripts/bench (awslambdaric, boto3).
+PEERS_VENV="$LOCAL/peers"
 NODE_PREFIX="$LOCAL/node"
 RUN_DIR="$LOCAL/run"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"

@@ -1,0 +1,234 @@
+"""Builds scripts/bench's report from the pieces the run left in target/bench: writes
+report.json and prints the Markdown tables (the README's Performance section).
+
+Every figure is next to a baseline measured in the same run; the targets of issue 11 are
+goals to report against: a missed one is shown with by how much, never hidden.
+
+usage: python report.py CARGO_TARGET_DIR quick|full
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+
+target_dir, mode = sys.argv[1], sys.argv[2]
+out = os.path.join(target_dir, "bench")
+MiB = 1024 * 1024
+
+
+def criterion_ns(*parts):
+    path = os.path.join(target_dir, "criterion", *parts, "new", "estimates.json")
+    with open(path) as f:
+        return json.load(f)["mean"]["point_estimate"]
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def verdict(ratio, goal, at_most=True):
+    """'met' or how far from the goal, for a ratio and its goal."""
+    if ratio is None:
+        return "not measured"
+    if (ratio <= goal) if at_most else (ratio >= goal):
+        return "met"
+    return f"missed ({ratio / goal:.2f}x the goal)" if at_most else f"missed ({ratio / goal:.2f} of the goal)"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(value, spec=".1f", none="-"):
+    return none if value is None else format(value, spec)
+
+
+# --- cold starts -------------------------------------------------------------------------
+runs = {}
+with open(os.path.join(out, "coldstart.jsonl")) as f:
+    for line in f:
+        summary = json.loads(line)
+        runs[summary["name"]] = summary
+
+functions = ["provisioning-hook", "telemetry-ingest", "telemetry-http", "stream-processor", "presence",
+             "firmware-url", "ota-status"]
+floor = runs["sdk-floor"]
+cold_rows = []
+for name in ["sdk-floor"] + functions + ["provisioning-hook-python", "telemetry-ingest-python"]:
+    r = runs[name]
+    cold_rows.append({
+        "name": name,
+        "cold_start_ms": r["cold_start_ms"],
+        "init_ms": r["init_ms"],
+        "first_invocation_ms": r["first_invocation_ms"],
+        "warm_p50_ms": r["warm_p50_ms"],
+        "warm_p99_ms": r["warm_p99_ms"],
+        "peak_rss_mib": r["peak_rss_mib"],
+        "errors": r["errors"],
+        "starts": r["starts"],
+        "warm_calls_per_start": r["warm_calls_per_start"],
+        "cold_vs_floor": ratio(r["cold_start_ms"], floor["cold_start_ms"]),
+        "rss_vs_floor": ratio(r["peak_rss_mib"], floor["peak_rss_mib"]),
+        "p99_vs_floor": ratio(r["warm_p99_ms"], floor["warm_p99_ms"]),
+    })
+
+peer_ratios = {}
+for rust, python in (("provisioning-hook", "provisioning-hook-python"),
+                     ("telemetry-ingest", "telemetry-ingest-python")):
+    a, b = runs[rust], runs[python]
+    peer_ratios[rust] = {
+        "cold_start": ratio(a["cold_start_ms"], b["cold_start_ms"]),
+        "peak_rss": ratio(a["peak_rss_mib"], b["peak_rss_mib"]),
+        "warm_p99": ratio(a["warm_p99_ms"], b["warm_p99_ms"]),
+    }
+
+# --- throughput ---------------------------------------------------------------------------
+def answer(name):
+    try:
+        return json.loads(runs[name]["first_answer"])
+    except (KeyError, ValueError):
+        return {}
+
+
+parse_ns = criterion_ns("per_record", "parse_only")
+full_ns = criterion_ns("per_record", "validate_enrich_serialize")
+per_core = 1e9 / full_ns
+batch = runs["telemetry-ingest-batch-500"]
+batch_answer = answer("telemetry-ingest-batch-500")
+py_batch = runs["telemetry-ingest-python-batch-500"]
+stream = runs["stream-processor-batch-100"]
+calls = batch_answer.get("stream_calls") or None
+throughput = {
+    "validate_enrich_serialize_ns": full_ns,
+    "parse_only_ns": parse_ns,
+    "records_per_second_per_core": per_core,
+    "ingest_e2e_records_per_second": 500 / (batch["warm_p50_ms"] / 1000),
+    "ingest_e2e_python_records_per_second": 500 / (py_batch["warm_p50_ms"] / 1000),
+    "ingest_e2e_records_per_put_records": (batch_answer.get("accepted", 0) / calls) if calls else None,
+    "ingest_e2e_answer": batch_answer,
+    "stream_processor_records_per_second": 100 / (stream["warm_p50_ms"] / 1000),
+}
+for size in (1, 100, 500):
+    throughput[f"handle_batch_{size}_ns_per_record"] = criterion_ns("handle_batch", str(size)) / size
+
+# --- signing ------------------------------------------------------------------------------
+with open(os.path.join(out, "sign-peer.json")) as f:
+    peer = json.load(f)
+openssl = {}
+with open(os.path.join(out, "openssl-speed.txt")) as f:
+    for line in f:
+        m = re.match(r"\s*rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)", line)
+        if m:
+            openssl["rsa"] = float(m.group(1))
+        m = re.match(r"\s*256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)", line)
+        if m:
+            openssl["ecdsa"] = float(m.group(1))
+raw_ns = criterion_ns("cloudfront_sign", "baseline_raw_rsa_sha256")
+signing = {"raw_rsa_sha256_per_second": 1e9 / raw_ns, "openssl_speed_sign_per_second": openssl}
+for name, limit in (("rsa_sha1", "rsa"), ("rsa_sha256", "rsa"), ("ecdsa_p256_sha256", "ecdsa")):
+    per_s = 1e9 / criterion_ns("cloudfront_sign", name)
+    signing[name] = {
+        "urls_per_second": per_s,
+        "botocore_urls_per_second": peer.get(name),
+        "vs_botocore": ratio(per_s, peer.get(name)),
+        "vs_openssl_speed": ratio(per_s, openssl.get(limit)),
+    }
+signing["ecdsa_vs_rsa_sha256"] = ratio(signing["ecdsa_p256_sha256"]["urls_per_second"],
+                                       signing["rsa_sha256"]["urls_per_second"])
+
+# --- zips ---------------------------------------------------------------------------------
+with open(os.path.join(out, "zips.json")) as f:
+    zips = json.load(f)
+
+report = {
+    "date": datetime.date.today().isoformat(),
+    "mode": mode,
+    "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}",
+    "cold_start": cold_rows,
+    "rust_vs_python": peer_ratios,
+    "zip_bytes": zips,
+    "throughput": throughput,
+    "signing": signing,
+}
+with open(os.path.join(out, "report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+
+# --- Markdown -----------------------------------------------------------------------------
+p = print
+p(f"Measured {report['date']} on {report['machine']} ({mode} run"
+  + (": debug builds and few samples, for checking the harness only)" if mode == "quick" else ")") + ".")
+p()
+r0 = cold_rows[0]
+p(f"**Cold start and memory**: each process started fresh {r0['starts']} times under a Runtime API on "
+  f"loopback with Lambda's environment, against the local stack; medians of the starts, warm "
+  f"percentiles over {r0['warm_calls_per_start']} calls per start.")
+p()
+p("| function | cold start (init + 1st call) | init | warm p50 | warm p99 | peak RSS | vs. floor: cold / RSS / p99 |")
+p("|---|---|---|---|---|---|---|")
+labels = {"sdk-floor": "SDK-only floor (lambda_runtime + DynamoDB client, one GetItem)",
+          "provisioning-hook-python": "provisioning-hook, Python 3.11 + boto3 peer",
+          "telemetry-ingest-python": "telemetry-ingest, Python 3.11 + boto3 peer"}
+for row in cold_rows:
+    vs = "1.00 / 1.00 / 1.00" if row["name"] == "sdk-floor" else \
+        f"{fmt(row['cold_vs_floor'], '.2f')} / {fmt(row['rss_vs_floor'], '.2f')} / {fmt(row['p99_vs_floor'], '.2f')}"
+    errors = f" ({row['errors']} errors)" if row["errors"] else ""
+    p(f"| {labels.get(row['name'], row['name'])}{errors} | {row['cold_start_ms']:.1f} ms | {row['init_ms']:.1f} ms | "
+      f"{row['warm_p50_ms']:.2f} ms | {row['warm_p99_ms']:.2f} ms | {fmt(row['peak_rss_mib'])} MiB | {vs} |")
+p()
+p("| Rust / Python peer | cold start (goal ≤ 0.10) | peak RSS (goal ≤ 0.30) | warm p99 (goal ≤ 0.70) |")
+p("|---|---|---|---|")
+for name, rr in peer_ratios.items():
+    p(f"| {name} | {fmt(rr['cold_start'], '.3f')}: {verdict(rr['cold_start'], 0.10)} | "
+      f"{fmt(rr['peak_rss'], '.3f')}: {verdict(rr['peak_rss'], 0.30)} | "
+      f"{fmt(rr['warm_p99'], '.3f')}: {verdict(rr['warm_p99'], 0.70)} |")
+p()
+if zips:
+    p("**Package size**: arm64 release zips (`cargo lambda build --release --arm64 --output-format zip`), goal ≤ 8 MiB.")
+    p()
+    p("| function | zip | goal |")
+    p("|---|---|---|")
+    for name, size in sorted(zips.items()):
+        p(f"| {name} | {size / MiB:.2f} MiB | {verdict(size / MiB, 8.0)} |")
+    p()
+p("**Throughput**")
+p()
+p("| what | measured | baseline or goal |")
+p("|---|---|---|")
+p(f"| validate + enrich + serialize, per record (criterion) | {full_ns / 1000:.2f} µs: "
+  f"{per_core:,.0f} records/s per core | parsing the JSON alone {parse_ns / 1000:.2f} µs "
+  f"({full_ns / parse_ns:.2f}x); goal ≥ 200,000/s: {verdict(per_core, 200_000, at_most=False)} |")
+fill = throughput["ingest_e2e_records_per_put_records"]
+p(f"| telemetry-ingest end to end, batches of 500 into kinesis-mock (warm p50 per batch) | "
+  f"{throughput['ingest_e2e_records_per_second']:,.0f} records/s, {fmt(fill, '.0f')} records per PutRecords | "
+  f"Python peer {throughput['ingest_e2e_python_records_per_second']:,.0f} records/s; fill goal ≥ 95% of 500: "
+  f"{verdict(ratio(fill, 500), 0.95, at_most=False)} |")
+p(f"| stream-processor, distinct batches of 100 against DynamoDB Local (warm p50 per batch) | "
+  f"{throughput['stream_processor_records_per_second']:,.0f} records/s | - |")
+p()
+p("**Signing** CloudFront URLs (canned policy), per second on one core.")
+p()
+p("| algorithm | fleetwire | botocore CloudFrontSigner + cryptography | `openssl speed` sign/s (the limit) | vs. botocore (goal ≥ 1.0) | vs. openssl (goal ≥ 0.95 for RSA) |")
+p("|---|---|---|---|---|---|")
+for name, label, limit in (("rsa_sha1", "RSA-2048 SHA1 (CloudFront's default)", "rsa"),
+                           ("rsa_sha256", "RSA-2048 SHA256", "rsa"),
+                           ("ecdsa_p256_sha256", "ECDSA P-256 SHA256", "ecdsa")):
+    s = signing[name]
+    vs_openssl = fmt(s["vs_openssl_speed"], ".2f")
+    if limit == "rsa":
+        vs_openssl += f": {verdict(s['vs_openssl_speed'], 0.95, at_most=False)}"
+    p(f"| {label} | {s['urls_per_second']:,.0f} | {fmt(s['botocore_urls_per_second'], ',.0f')} | "
+      f"{fmt(openssl.get(limit), ',.0f')} | {fmt(s['vs_botocore'], '.2f')}: {verdict(s['vs_botocore'], 1.0, at_most=False)} | "
+      f"{vs_openssl} |")
+p()
+p(f"ECDSA P-256 signs {fmt(signing['ecdsa_vs_rsa_sha256'], '.1f')}x as many URLs as RSA-SHA256 "
+  f"(goal ≥ 10x: {verdict(signing['ecdsa_vs_rsa_sha256'], 10, at_most=False)}).")
