@@ -1,10 +1,10 @@
 """Events for scripts/bench, made fresh for each run: readings stamped now (the ingest
 refuses stale ones) and device ids with a run nonce (the tables outlive a run).
 
-usage: python events.py OUT_DIR NONCE
+usage: python events.py OUT_DIR NONCE BATCH
 writes:
   telemetry-reading.json      one reading, as the IoT rule hands it to telemetry-ingest
-  telemetry-batch-500.json    one device's 500 buffered readings ({"records": [...]})
+  telemetry-batch.json        one device's BATCH buffered readings ({"records": [...]})
   telemetry-http.json         events/telemetry-http/backend-iam.json with one fresh reading
   stream-batch-NN.json        distinct Kinesis batches of 100 enriched records for the
                               stream processor (20 of them)
@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-out, nonce = sys.argv[1], sys.argv[2]
+out, nonce, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 os.makedirs(out, exist_ok=True)
 now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 received_ms = int(now.timestamp() * 1000)
@@ -47,8 +47,9 @@ def write(name, value):
 single = reading(thing, now - datetime.timedelta(seconds=30), 21.5)
 write("telemetry-reading.json", dict(single, thing_name=thing, received_at=received_ms))
 
-records = [reading(thing, now - datetime.timedelta(seconds=600 - i), 15.0 + (i % 100) / 10) for i in range(500)]
-write("telemetry-batch-500.json", {"records": records, "thing_name": thing, "received_at": received_ms})
+records = [reading(thing, now - datetime.timedelta(seconds=600 - i), 15.0 + (i % 100) / 10)
+           for i in range(batch_size)]
+write("telemetry-batch.json", {"records": records, "thing_name": thing, "received_at": received_ms})
 
 with open("events/telemetry-http/backend-iam.json") as f:
     http = json.load(f)
