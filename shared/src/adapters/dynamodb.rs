@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::item::{Item, ItemReader, json_to_attribute};
+use crate::adapters::conditional::conditional;
 use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::error::StoreError;
 use crate::registry::{
@@ -257,16 +258,9 @@ impl Registry for DynamoRegistry {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(DenialOutcome::NotCounted);
-            }
-            Err(err) => return Err(StoreError::from_sdk(CALL, err)),
+        let output = match conditional(CALL, result)? {
+            Some(output) => output,
+            None => return Ok(DenialOutcome::NotCounted),
         };
         let attributes = output.attributes().cloned().unwrap_or_default();
         let attempts: u32 = ItemReader {
@@ -300,24 +294,15 @@ impl Registry for DynamoRegistry {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => {
-                let item = output
-                    .attributes()
-                    .ok_or_else(|| StoreError::corrupt(CALL, "no ALL_OLD image returned"))?;
-                Ok(RevokeOutcome::Revoked(Box::new(registry_entry(
-                    CALL, item,
-                )?)))
-            }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(RevokeOutcome::Unknown)
-            }
-            Err(err) => Err(StoreError::from_sdk(CALL, err)),
-        }
+        let Some(output) = conditional(CALL, result)? else {
+            return Ok(RevokeOutcome::Unknown);
+        };
+        let item = output
+            .attributes()
+            .ok_or_else(|| StoreError::corrupt(CALL, "no ALL_OLD image returned"))?;
+        Ok(RevokeOutcome::Revoked(Box::new(registry_entry(
+            CALL, item,
+        )?)))
     }
 }
 
@@ -347,16 +332,9 @@ impl DynamoRegistry {
             .expression_attribute_values(":at", s(rfc3339(denial.at)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(DenialOutcome::Locked { attempts }),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(DenialOutcome::Counted { attempts })
-            }
-            Err(err) => Err(StoreError::from_sdk(CALL, err)),
+        match conditional(CALL, result)? {
+            Some(_) => Ok(DenialOutcome::Locked { attempts }),
+            None => Ok(DenialOutcome::Counted { attempts }),
         }
     }
 }
@@ -373,16 +351,9 @@ pub(crate) fn conditional_update<O, R: std::fmt::Debug>(
         >,
     >,
 ) -> Result<WriteOutcome, StoreError> {
-    match result {
-        Ok(_) => Ok(WriteOutcome::Applied),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(WriteOutcome::Stale)
-        }
-        Err(err) => Err(StoreError::from_sdk(call, err)),
+    match conditional(call, result)? {
+        Some(_) => Ok(WriteOutcome::Applied),
+        None => Ok(WriteOutcome::Stale),
     }
 }
 

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use time::OffsetDateTime;
 
 use super::item::{Item, ItemReader};
+use crate::adapters::conditional::conditional;
 use crate::error::StoreError;
 use crate::idempotency::{Claim, IdempotencyStore, StoredResponse};
 
@@ -137,16 +138,9 @@ impl IdempotencyStore for DynamoIdempotency {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(StoreError::from_sdk("DynamoDB.DeleteItem", err)),
+        match conditional("DynamoDB.DeleteItem", result)? {
+            Some(_) => Ok(()),
+            None => Ok(()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! AWS implementations of the port traits.
 
+pub mod conditional;
 pub mod dynamodb;
 pub mod idempotency_dynamodb;
 pub mod iot_data;

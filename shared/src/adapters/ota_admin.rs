@@ -12,6 +12,7 @@ use super::item::Item;
 use super::ota_dynamodb::{
     DynamoOta, MODEL_INDEX, n, release as release_row, release_item, rollout_item, rollout_state,
 };
+use crate::adapters::conditional::conditional;
 use crate::error::StoreError;
 use crate::ota::{Release, Rollout, RolloutState, RolloutStatus};
 
@@ -122,16 +123,9 @@ impl DynamoOta {
             .condition_expression("attribute_not_exists(rollout_id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::from_sdk(CALL, err)),
+        match conditional(CALL, result)? {
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 

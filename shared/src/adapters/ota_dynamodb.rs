@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::dynamodb::{conditional_update, rfc3339, s};
 use super::item::{Item, ItemReader};
+use crate::adapters::conditional::conditional;
 use crate::device_state::WriteOutcome;
 use crate::error::StoreError;
 use crate::ota::{
@@ -494,16 +495,9 @@ impl OtaLedger for DynamoOta {
             .expression_attribute_values(":now", n(at.unix_timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::from_sdk(CALL, err)),
+        match conditional(CALL, result)? {
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
+use crate::adapters::conditional::conditional;
 use crate::error::StoreError;
 use crate::rate_limit::RateCounter;
 
@@ -50,16 +51,9 @@ impl RateCounter for DynamoRateCounter {
             .expression_attribute_values(":expires", n(expires_at.unix_timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::from_sdk("DynamoDB.UpdateItem", err)),
+        match conditional("DynamoDB.UpdateItem", result)? {
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 }

@@ -10,6 +10,7 @@ use super::dynamodb::{
     DynamoRegistry, conditional_update, registry_entry, registry_item, rfc3339, s,
 };
 use super::item::Item;
+use crate::adapters::conditional::conditional;
 use crate::device_state::WriteOutcome;
 use crate::error::StoreError;
 use crate::registry::{RegistryEntry, RegistryStatus, Serial};
@@ -156,16 +157,9 @@ impl DynamoRegistry {
             .expression_attribute_values(":expected", s(expected.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(WriteOutcome::Applied),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(WriteOutcome::Stale)
-            }
-            Err(err) => Err(StoreError::from_sdk(CALL, err)),
+        match conditional(CALL, result)? {
+            Some(_) => Ok(WriteOutcome::Applied),
+            None => Ok(WriteOutcome::Stale),
         }
     }
 
