@@ -1088,3 +1088,42 @@ pub fn invoke_under_watch(function: &str, payload: &serde_json::Value) -> serde_
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("not a JSON answer ({e}): {stdout}"))
 }
+
+/// The telemetry records in a Kinesis stream whose `device_id` starts with `prefix`, as
+/// JSON, in [`read_stream`]'s order: one test's records among every earlier run's.
+pub async fn read_stream_devices(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    prefix: &str,
+) -> Vec<serde_json::Value> {
+    read_stream(client, stream)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"))
+        .iter()
+        .filter_map(|data| serde_json::from_slice::<serde_json::Value>(data).ok())
+        .filter(|value| {
+            value["device_id"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// What a `local_stack` test says when the stack it needs is not there.
+pub const START_HINT: &str =
+    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
+
+/// A variable of `stack.env` (names of tables, queues, streams, ports), or a panic that
+/// says how to start the stack.
+pub fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
+}
+
+/// A suffix that keeps one test run's keys apart from earlier runs against the same stack:
+/// milliseconds since the epoch and four random digits.
+pub fn run_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{millis}{:04}", fastrand::u16(..10_000))
+}

@@ -19,24 +19,9 @@ use fleetwire::registry::{
 use fleetwire::retry::RetryPolicy;
 use fleetwire::stream::{StreamRecord, StreamSink};
 use fleetwire::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::testing::{START_HINT, run_id, stack_var as var};
 use serde_json::json;
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or use `scripts/test`, which starts it)";
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
-
-/// A suffix that keeps this run's keys apart from earlier runs against the same stack.
-fn run_id() -> String {
-    format!(
-        "{}{:04}",
-        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
-        fastrand::u16(..10_000)
-    )
-}
 
 /// The SDK configuration for the local stack, after checking that each endpoint answers:
 /// a stack that is not up fails here with the way to start it, never as a skipped test.

@@ -9,16 +9,10 @@ use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::cloudfront::{UrlVerifier, VerifyingKey};
 use fleetwire::ota::{DeviceChannel, Release, Rollout};
 use fleetwire::registry::{Registry, RegistryEntry, RegistryStatus, Serial};
+use fleetwire::testing::stack_var as env;
 use fleetwire::testing::{RecordingChannel, invoke_under_watch};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
 
 fn key_file(name: &str) -> String {
     let path = format!(

@@ -8,16 +8,10 @@ use fleetwire::adapters::{DynamoOta, SnsAlerts};
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::ota::{OfferRecord, OtaLedger, Rollout, RolloutStatus};
 use fleetwire::testing::invoke_under_watch;
+use fleetwire::testing::stack_var as env;
 use ota_status::{Handled, OtaStatus};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
 
 async fn sdk() -> aws_types::SdkConfig {
     load_sdk_config(&SdkSettings {

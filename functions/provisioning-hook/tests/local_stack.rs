@@ -9,17 +9,11 @@ use std::time::Duration;
 use fleetwire::adapters::DynamoRegistry;
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::registry::{Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial};
+use fleetwire::testing::{START_HINT, run_id, stack_var as var};
 use provisioning_hook::{HookConfig, HookResponse, ProvisioningHook};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -40,19 +34,6 @@ async fn registry() -> DynamoRegistry {
         aws_sdk_dynamodb::Client::new(&config),
         var("REGISTRY_TABLE"),
     )
-}
-
-fn run_id() -> String {
-    format!(
-        "{}{:04}",
-        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
-        fastrand_u16()
-    )
-}
-
-fn fastrand_u16() -> u16 {
-    // Nanosecond jitter is enough to keep concurrent tests' serials apart.
-    u16::try_from(OffsetDateTime::now_utc().nanosecond() % 10_000).unwrap_or(0)
 }
 
 fn config(lock_after: u32) -> HookConfig {

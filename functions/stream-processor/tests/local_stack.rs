@@ -12,16 +12,10 @@ use fleetwire::device_state::DeviceStateStore;
 use fleetwire::processing::{AnomalyRules, DeviceLedger, ProcessingStore, hour_key};
 use fleetwire::retry::RetryPolicy;
 use fleetwire::telemetry::{DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits};
+use fleetwire::testing::{START_HINT, stack_var as var};
 use serde_json::json;
 use stream_processor::{InputRecord, Processor};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
 
 type Real = Processor<DynamoProcessing, SnsAlerts, SqsDeadLetters, DynamoDeviceState>;
 

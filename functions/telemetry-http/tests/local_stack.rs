@@ -7,28 +7,13 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use fleetwire::testing::invoke_under_watch;
+use fleetwire::testing::{START_HINT, invoke_under_watch, run_id, stack_var as var};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
-
-fn run_id() -> String {
-    format!(
-        "{}{:04}",
-        OffsetDateTime::now_utc().unix_timestamp(),
-        fastrand::u16(..10_000)
-    )
-}
 
 struct Answer {
     status: u16,
@@ -101,17 +86,7 @@ fn reading(device: &str, seq: i64) -> Value {
 async fn in_stream(prefix: &str) -> Vec<Value> {
     let sdk = fleetwire::aws::load_sdk_config(&fleetwire::aws::SdkSettings::default()).await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
-    fleetwire::testing::read_stream(&client, &var("TELEMETRY_STREAM"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"))
-        .iter()
-        .filter_map(|data| serde_json::from_slice::<Value>(data).ok())
-        .filter(|v| {
-            v["device_id"]
-                .as_str()
-                .is_some_and(|d| d.starts_with(prefix))
-        })
-        .collect()
+    fleetwire::testing::read_stream_devices(&client, &var("TELEMETRY_STREAM"), prefix).await
 }
 
 #[tokio::test]

@@ -16,17 +16,11 @@ use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
 use fleetwire::retry::RetryPolicy;
 use fleetwire::stream::StreamSink;
 use fleetwire::telemetry::TimestampLimits;
+use fleetwire::testing::{START_HINT, read_stream_devices, run_id, stack_var as var};
 use serde_json::{Value, json};
 use telemetry_ingest::config::Backend;
 use telemetry_ingest::{Ingest, IngestConfig};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
 
 fn config() -> IngestConfig {
     IngestConfig {
@@ -56,29 +50,6 @@ async fn clients() -> (aws_sdk_kinesis::Client, aws_sdk_sqs::Client) {
         aws_sdk_kinesis::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
     )
-}
-
-fn run_id() -> String {
-    format!(
-        "{}{:04}",
-        OffsetDateTime::now_utc().unix_timestamp(),
-        fastrand::u16(..10_000)
-    )
-}
-
-/// Every record in the stream whose device id starts with `prefix`, as JSON.
-async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str, prefix: &str) -> Vec<Value> {
-    fleetwire::testing::read_stream(client, stream)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"))
-        .iter()
-        .filter_map(|data| serde_json::from_slice::<Value>(data).ok())
-        .filter(|value| {
-            value["device_id"]
-                .as_str()
-                .is_some_and(|d| d.starts_with(prefix))
-        })
-        .collect()
 }
 
 /// 20 devices named `{prefix}-NN`, each sending 5 buffered batches of 100 readings an hour
@@ -169,7 +140,8 @@ async fn ten_thousand_records_reach_the_stream_none_lost() {
     let (accepted, calls) = send_ten_thousand(&ingest, &format!("it-{run}")).await;
     assert_eq!(accepted, 10_000);
     println!("10,000 records in {calls} PutRecords calls");
-    let found = read_stream(&kinesis, &var("TELEMETRY_STREAM"), &format!("it-{run}-")).await;
+    let found =
+        read_stream_devices(&kinesis, &var("TELEMETRY_STREAM"), &format!("it-{run}-")).await;
     assert_none_lost_in_order(&found);
 }
 

@@ -24,15 +24,9 @@ use fleetwire::ota::{OfferRecord, OtaLedger, OtaPhase, OutcomeRecord};
 use fleetwire::registry::{
     ProvisioningClaim, ProvisioningRecord, Registry, RegistryStatus, Serial,
 };
+use fleetwire::testing::stack_var as env;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; {START_HINT}"))
-}
 
 async fn sdk() -> aws_types::SdkConfig {
     load_sdk_config(&SdkSettings {
