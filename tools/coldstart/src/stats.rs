@@ -16,25 +16,22 @@ pub fn percentile(samples: &[Duration], p: f64) -> Option<Duration> {
 
 /// The median: the mean of the two middle samples when their number is even.
 pub fn median(samples: &[Duration]) -> Option<Duration> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2),
-    }
+    middle(samples, |a, b| (a + b) / 2)
 }
 
 /// The median of whole numbers (kibibytes), rounded down when their number is even.
 pub fn median_u64(samples: &[u64]) -> Option<u64> {
+    middle(samples, |a, b| a.midpoint(b))
+}
+
+fn middle<T: Ord + Copy>(samples: &[T], mean: impl Fn(T, T) -> T) -> Option<T> {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let n = sorted.len();
     match n {
         0 => None,
         _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2),
+        _ => Some(mean(sorted[n / 2 - 1], sorted[n / 2])),
     }
 }
 

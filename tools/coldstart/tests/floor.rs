@@ -41,40 +41,32 @@ async fn fresh_starts_of_a_lambda_runtime_client_are_measured() {
     assert_eq!(summary.first_answer, r#"{"hello":"fleet"}"#);
 }
 
+/// One start of `target` that must fail: why it did.
+async fn failed_start(target: &Target) -> MeasureError {
+    let mut api = RuntimeApi::start().await.unwrap();
+    let mut events = Events::one(Bytes::from_static(b"{}"));
+    one_start(&mut api, target, &mut events, 1)
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn a_function_that_fails_to_start_is_reported_as_such() {
-    let mut api = RuntimeApi::start().await.unwrap();
     let mut target = floor();
     target.command = vec!["sh".into(), "-c".into(), "exit 3".into()];
-    let err = one_start(
-        &mut api,
-        &target,
-        &mut Events::one(Bytes::from_static(b"{}")),
-        1,
-    )
-    .await
-    .unwrap_err();
+    let err = failed_start(&target).await;
     assert!(matches!(err, MeasureError::Exited { .. }), "{err}");
     assert!(err.to_string().contains("exit status: 3"), "{err}");
 }
 
 #[tokio::test]
 async fn an_init_error_reported_to_the_api_fails_the_measurement() {
-    let mut api = RuntimeApi::start().await.unwrap();
     let mut target = floor();
     // A bad setting: reported through /runtime/init/error, as fleetwire's functions do.
     target
         .env
         .push(("SDK_MAX_ATTEMPTS".into(), "not a number".into()));
-    let err = one_start(
-        &mut api,
-        &target,
-        &mut Events::one(Bytes::from_static(b"{}")),
-        1,
-    )
-    .await
-    .unwrap_err();
-    match err {
+    match failed_start(&target).await {
         MeasureError::Api(ApiError::InitFailed(message)) => {
             assert!(message.contains("SDK_MAX_ATTEMPTS"), "{message}")
         }

@@ -16,15 +16,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
+use crate::exchange::exchange;
 use crate::mqtt::Session;
 use crate::setup::{DeviceSpec, Fleet, Model, Names};
+
+/// A firmware image must arrive whole within this (the local CloudFront serves it from S3).
+const DOWNLOAD_LIMIT: Duration = Duration::from_secs(30);
 
 /// How devices behave.
 #[derive(Debug, Clone)]
@@ -391,22 +395,10 @@ async fn post_json(
     shared: &Shared,
     request: http::Request<Full<Bytes>>,
 ) -> Result<(u16, Value), String> {
-    let uri = request.uri().to_string();
-    let response =
-        tokio::time::timeout(shared.behaviour.answer_timeout, shared.api.request(request))
-            .await
-            .map_err(|_| format!("{uri}: no answer in time"))?
-            .map_err(|e| format!("{uri}: {e}"))?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let (status, body) = exchange(&shared.api, request, shared.behaviour.answer_timeout).await?;
     let value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    Ok((status, value))
+    Ok((status.as_u16(), value))
 }
 
 /// A reading with a run-wide sequence number (kept by the system as an unknown field).
@@ -546,18 +538,10 @@ async fn update_firmware(
 }
 
 async fn download(shared: &Shared, url: &str) -> Result<Vec<u8>, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let response = tokio::time::timeout(Duration::from_secs(30), shared.http.get(uri))
-        .await
-        .map_err(|_| "no answer within 30 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let request = http::Request::get(url)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let (status, body) = exchange(&shared.http, request, DOWNLOAD_LIMIT).await?;
     if !status.is_success() {
         return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
     }

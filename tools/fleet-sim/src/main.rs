@@ -6,6 +6,7 @@
 //! downloaded and verified, the rigged rollout paused.
 
 mod device;
+mod exchange;
 mod mqtt;
 mod observe;
 mod report;

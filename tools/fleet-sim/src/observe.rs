@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
+
+use crate::exchange::exchange;
+
+/// The runner answers its status at once; longer means it is stuck or gone.
+const RUNNER_ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// One Summaries row.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,18 +338,9 @@ impl Runner {
             .uri(format!("{}{path}", self.url))
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
-        let response = self.http.request(request).await.map_err(|e| {
-            format!(
-                "the runner at {} does not answer ({e}): is the stack up?",
-                self.url
-            )
-        })?;
-        let body = response
-            .into_body()
-            .collect()
+        let (_, body) = exchange(&self.http, request, RUNNER_ANSWER_LIMIT)
             .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+            .map_err(|e| format!("the runner does not answer ({e}): is the stack up?"))?;
         serde_json::from_slice(&body).map_err(|e| format!("runner status is not JSON: {e}"))
     }
 

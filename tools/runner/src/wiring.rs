@@ -337,27 +337,21 @@ fn http_route(
         .ok_or_else(|| unsupported(id, "Target must be !Sub \"integrations/${<Integration>}\""))?;
     let integration = resource(integration_id, "AWS::ApiGatewayV2::Integration")
         .ok_or_else(|| unsupported(id, format!("no integration {integration_id}")))?;
-    if integration
-        .properties
-        .get("IntegrationType")
-        .and_then(Value::as_str)
-        != Some("AWS_PROXY")
-    {
-        return Err(unsupported(
-            integration_id,
+    for (property, played, why) in [
+        (
+            "IntegrationType",
+            "AWS_PROXY",
             "the runner plays AWS_PROXY (Lambda) integrations only",
-        ));
-    }
-    if integration
-        .properties
-        .get("PayloadFormatVersion")
-        .and_then(Value::as_str)
-        != Some("2.0")
-    {
-        return Err(unsupported(
-            integration_id,
+        ),
+        (
+            "PayloadFormatVersion",
+            "2.0",
             "the runner plays PayloadFormatVersion 2.0 only",
-        ));
+        ),
+    ] {
+        if integration.properties.get(property).and_then(Value::as_str) != Some(played) {
+            return Err(unsupported(integration_id, why));
+        }
     }
     let function = integration
         .properties
