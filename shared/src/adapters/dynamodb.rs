@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::item::{Item, ItemReader, json_to_attribute};
+use super::item::{Item, ItemReader, json_to_attribute, s};
 use crate::adapters::conditional::conditional;
 use crate::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::error::StoreError;
@@ -37,10 +37,6 @@ impl DynamoRegistry {
             table: table.into(),
         }
     }
-}
-
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
 }
 
 pub(crate) fn rfc3339(at: OffsetDateTime) -> String {

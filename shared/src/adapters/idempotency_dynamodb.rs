@@ -3,24 +3,16 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use time::OffsetDateTime;
 
-use super::item::{Item, ItemReader};
+use super::item::{Item, ItemReader, n, s};
 use crate::adapters::conditional::conditional;
 use crate::error::StoreError;
 use crate::idempotency::{Claim, IdempotencyStore, StoredResponse};
 
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 /// The Idempotency table.
 #[derive(Clone)]

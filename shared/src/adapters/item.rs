@@ -10,6 +10,16 @@ use crate::error::StoreError;
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// A string attribute.
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute (DynamoDB carries numbers as decimal strings).
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
 /// Typed access to one item, with errors naming the call and the attribute.
 pub struct ItemReader<'a> {
     pub call: &'a str,

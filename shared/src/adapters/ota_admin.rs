@@ -7,10 +7,10 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use time::OffsetDateTime;
 
-use super::dynamodb::{rfc3339, s};
-use super::item::Item;
+use super::dynamodb::rfc3339;
+use super::item::{Item, n, s};
 use super::ota_dynamodb::{
-    DynamoOta, MODEL_INDEX, n, release as release_row, release_item, rollout_item, rollout_state,
+    DynamoOta, MODEL_INDEX, release as release_row, release_item, rollout_item, rollout_state,
 };
 use crate::adapters::conditional::conditional;
 use crate::error::StoreError;

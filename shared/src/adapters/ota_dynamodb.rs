@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::dynamodb::{conditional_update, rfc3339, s};
-use super::item::{Item, ItemReader};
+use super::dynamodb::{conditional_update, rfc3339};
+use super::item::{Item, ItemReader, n, s};
 use crate::adapters::conditional::conditional;
 use crate::device_state::WriteOutcome;
 use crate::error::StoreError;
@@ -50,10 +50,6 @@ impl DynamoOta {
             history_table: history_table.into(),
         }
     }
-}
-
-pub(crate) fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 /// The attributes every OtaHistory item carries.

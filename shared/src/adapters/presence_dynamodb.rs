@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::dynamodb::DynamoDeviceState;
-use super::item::{Item, ItemReader};
+use super::item::{Item, ItemReader, n, s};
 use crate::error::StoreError;
 use crate::presence::{
     LifecycleEvent, LifecycleType, PendingDisconnect, PresenceOutcome, PresenceState, PresenceStore,
@@ -15,14 +15,6 @@ use crate::telemetry::DeviceId;
 const CALL: &str = "DynamoDB.UpdateItem";
 /// Rounds of the step machine before giving up on a device under heavy concurrent writes.
 const MAX_ROUNDS: usize = 6;
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 fn reason(event: &LifecycleEvent) -> AttributeValue {
     event

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::dynamodb::conditional_update;
-use super::item::{Item, ItemReader};
+use super::item::{Item, ItemReader, n, s};
 use crate::error::StoreError;
 use crate::processing::{
     Anomaly, CommitOutcome, DeviceStats, HourCommit, HourlySummary, ProcessingStore, StoredStats,
@@ -27,14 +27,6 @@ pub struct DynamoProcessing {
     processed_table: String,
     /// How long a record id is remembered (TTL): longer than the stream's retention.
     remember: Duration,
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn build_error(call: &str, e: impl std::fmt::Display) -> StoreError {

@@ -5,13 +5,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
+use super::item::n;
 use crate::adapters::conditional::conditional;
 use crate::error::StoreError;
 use crate::rate_limit::RateCounter;
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 /// The caller-rate table.
 #[derive(Clone)]

@@ -6,10 +6,8 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::dynamodb::{
-    DynamoRegistry, conditional_update, registry_entry, registry_item, rfc3339, s,
-};
-use super::item::Item;
+use super::dynamodb::{DynamoRegistry, conditional_update, registry_entry, registry_item, rfc3339};
+use super::item::{Item, s};
 use crate::adapters::conditional::conditional;
 use crate::device_state::WriteOutcome;
 use crate::error::StoreError;
