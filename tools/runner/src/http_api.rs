@@ -242,7 +242,7 @@ impl LocalHttpApi {
                 }
             }
         };
-        let event = self.event(route, &parts, &body, authorizer, peer, now);
+        let event = payload_v2(route, &parts, &body, authorizer, peer, now, &self.account);
         let Some(binary) = self.binaries.get(&route.function) else {
             return reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -267,63 +267,72 @@ impl LocalHttpApi {
             }
         }
     }
+}
 
-    fn event(
-        &self,
-        route: &HttpRoute,
-        parts: &http::request::Parts,
-        body: &Bytes,
-        authorizer: Value,
-        peer: SocketAddr,
-        now: OffsetDateTime,
-    ) -> Value {
-        // Header names lower-cased, repeated ones joined with commas, as payload 2.0 does.
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in &parts.headers {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers
-                .entry(name.as_str().to_owned())
-                .and_modify(|v| {
-                    v.push(',');
-                    v.push_str(&value);
-                })
-                .or_insert(value);
-        }
-        let (body, encoded) = match std::str::from_utf8(body) {
-            Ok(text) => (text.to_owned(), false),
-            Err(_) => (STANDARD.encode(body), true),
-        };
-        let host = headers.get("host").cloned().unwrap_or_default();
-        let request_id = format!("{:032x}", fastrand::u128(..));
-        json!({
-            "version": "2.0",
-            "routeKey": route.route_key,
-            "rawPath": parts.uri.path(),
-            "rawQueryString": parts.uri.query().unwrap_or_default(),
-            "headers": headers,
-            "requestContext": {
-                "accountId": self.account,
-                "apiId": "local",
-                "domainName": host,
-                "domainPrefix": host.split('.').next().unwrap_or_default(),
-                "http": {
-                    "method": parts.method.as_str(),
-                    "path": parts.uri.path(),
-                    "protocol": format!("{:?}", parts.version),
-                    "sourceIp": peer.ip().to_string(),
-                    "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
-                },
-                "requestId": request_id,
-                "routeKey": route.route_key,
-                "stage": "$default",
-                "time": now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default(),
-                "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-                "authorizer": authorizer,
-            },
-            "body": body,
-            "isBase64Encoded": encoded,
-        })
+/// `requestContext.time` as API Gateway writes it: `02/Dec/2026:10:00:00 +0000`.
+const REQUEST_TIME: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+);
+
+/// The request as API Gateway's payload format 2.0 hands it to the function. Built as JSON
+/// rather than as aws_lambda_events' `ApiGatewayV2httpRequest`, whose serializer also
+/// writes the fields of authorizer payloads (`type`, `httpMethod`...) that a real event
+/// lacks; the tests read it back with that type, as the function does.
+fn payload_v2(
+    route: &HttpRoute,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    authorizer: Value,
+    peer: SocketAddr,
+    now: OffsetDateTime,
+    account: &str,
+) -> Value {
+    // Header names lower-cased, repeated ones joined with commas, as payload 2.0 does.
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
     }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (STANDARD.encode(body), true),
+    };
+    let host = headers.get("host").cloned().unwrap_or_default();
+    let request_id = format!("{:032x}", fastrand::u128(..));
+    json!({
+        "version": "2.0",
+        "routeKey": route.route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": parts.uri.query().unwrap_or_default(),
+        "headers": headers,
+        "requestContext": {
+            "accountId": account,
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split('.').next().unwrap_or_default(),
+            "http": {
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "protocol": format!("{:?}", parts.version),
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
+            },
+            "requestId": request_id,
+            "routeKey": route.route_key,
+            "stage": "$default",
+            "time": now.to_offset(time::UtcOffset::UTC).format(REQUEST_TIME).unwrap_or_default(),
+            "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            "authorizer": authorizer,
+        },
+        "body": body,
+        "isBase64Encoded": encoded,
+    })
 }
 
 /// The function's payload-2.0 answer as an HTTP response.
@@ -415,6 +424,76 @@ mod tests {
                 .contains("no JWT route")
         );
         assert!(issuer.issue(&routes(), b"[]", 0).is_err());
+    }
+
+    #[test]
+    fn a_request_becomes_the_payload_v2_event_api_gateway_sends() {
+        let (parts, ()) = Request::builder()
+            .method("POST")
+            .uri("/v1/telemetry?dry=1")
+            .header("host", "api.local")
+            .header("content-type", "application/json")
+            .header("x-tag", "a")
+            .header("x-tag", "b")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let at = OffsetDateTime::from_unix_timestamp(1_796_205_600).unwrap(); // 2026-12-02T10:00:00Z
+        let authorizer = json!({"jwt": {"claims": {"sub": "gw-1"}, "scopes": null}});
+        let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let event = payload_v2(
+            &routes()[0],
+            &parts,
+            &Bytes::from_static(b"{\"records\":[]}"),
+            authorizer,
+            peer,
+            at,
+            "123456789012",
+        );
+        assert_eq!(
+            event["requestContext"]["time"],
+            "02/Dec/2026:10:00:00 +0000"
+        );
+        assert_eq!(event["requestContext"]["timeEpoch"], 1_796_205_600_000_i64);
+
+        let request: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
+            serde_json::from_value(event).unwrap();
+        let context = &request.request_context;
+        assert_eq!(context.http.method, http::Method::POST);
+        assert_eq!(context.http.path.as_deref(), Some("/v1/telemetry"));
+        assert_eq!(context.http.source_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(context.account_id.as_deref(), Some("123456789012"));
+        assert_eq!(request.route_key.as_deref(), Some("POST /v1/telemetry"));
+        assert_eq!(request.raw_query_string.as_deref(), Some("dry=1"));
+        assert_eq!(
+            request.headers["x-tag"], "a,b",
+            "repeated headers are joined"
+        );
+        assert_eq!(request.body.as_deref(), Some("{\"records\":[]}"));
+        assert!(!request.is_base64_encoded);
+        let jwt = context.authorizer.as_ref().unwrap().jwt.as_ref().unwrap();
+        assert_eq!(jwt.claims["sub"], "gw-1");
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_sent_base64_encoded() {
+        let (parts, ()) = Request::builder()
+            .method("POST")
+            .uri("/v1/telemetry")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let event = payload_v2(
+            &routes()[0],
+            &parts,
+            &Bytes::from_static(&[0xff, 0x00]),
+            Value::Null,
+            "127.0.0.1:1".parse().unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+            "123456789012",
+        );
+        assert_eq!(event["isBase64Encoded"], true);
+        assert_eq!(event["body"], "/wA=");
     }
 
     #[test]
