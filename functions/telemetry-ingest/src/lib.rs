@@ -76,6 +76,10 @@ pub struct IngestSummary {
     pub retried: usize,
     pub dead_lettered: usize,
     pub stream_calls: usize,
+    /// Records the stream refused after every retry, by the stream's error code
+    /// (`ProvisionedThroughputExceededException`, `InternalFailure`, a timeout...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stream_errors: BTreeMap<String, usize>,
 }
 
 /// The invocation failed and must be retried by Lambda.
@@ -238,6 +242,10 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             let record = &accepted[failure.index];
             let error = format!("{}: {}", failure.error_code, failure.message);
             *summary
+                .stream_errors
+                .entry(failure.error_code.clone())
+                .or_default() += 1;
+            *summary
                 .rejected
                 .entry(Reason::SinkUnavailable.as_str())
                 .or_default() += 1;
@@ -285,6 +293,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             retried = summary.retried,
             dead_lettered = summary.dead_lettered,
             stream_calls = summary.stream_calls,
+            stream_errors = ?summary.stream_errors,
             "telemetry ingested"
         );
         Ok(Outcome { summary, records })

@@ -234,6 +234,11 @@ async fn records_the_sink_never_takes_go_to_the_dead_letter_queue() {
         .unwrap();
     assert_eq!(summary.accepted, 0);
     assert_eq!(summary.rejected, BTreeMap::from([("sink_unavailable", 5)]));
+    assert_eq!(
+        summary.stream_errors,
+        BTreeMap::from([("ProvisionedThroughputExceededException".to_string(), 5)]),
+        "the stream's own error code is counted, not only kept in the letters"
+    );
     let letters = ingest.dead_letters.sent();
     assert_eq!(letters.len(), 5);
     assert!(letters[0].errors[0].starts_with("ProvisionedThroughputExceededException"));
