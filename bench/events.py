@@ -4,7 +4,9 @@ refuses stale ones) and device ids with a run nonce (the tables outlive a run).
 usage: python events.py OUT_DIR NONCE BATCH
 writes:
   telemetry-reading.json      one reading, as the IoT rule hands it to telemetry-ingest
-  telemetry-batch.json        one device's BATCH buffered readings ({"records": [...]})
+  telemetry-batch-NN.json     one device's BATCH buffered readings ({"records": [...]}),
+                              a different device in each of the 24 files, so the batches
+                              spread over the stream's shards as a fleet's do
   telemetry-http.json         events/telemetry-http/backend-iam.json with one fresh reading
   stream-batch-NN.json        distinct Kinesis batches of 100 enriched records for the
                               stream processor (20 of them)
@@ -47,9 +49,12 @@ def write(name, value):
 single = reading(thing, now - datetime.timedelta(seconds=30), 21.5)
 write("telemetry-reading.json", dict(single, thing_name=thing, received_at=received_ms))
 
-records = [reading(thing, now - datetime.timedelta(seconds=600 - i), 15.0 + (i % 100) / 10)
-           for i in range(batch_size)]
-write("telemetry-batch.json", {"records": records, "thing_name": thing, "received_at": received_ms})
+for batch in range(24):
+    device = f"{thing}-b{batch:02d}"
+    records = [reading(device, now - datetime.timedelta(seconds=600 - i), 15.0 + (i % 100) / 10)
+               for i in range(batch_size)]
+    write(f"telemetry-batch-{batch:02d}.json",
+          {"records": records, "thing_name": device, "received_at": received_ms})
 
 with open("events/telemetry-http/backend-iam.json") as f:
     http = json.load(f)
