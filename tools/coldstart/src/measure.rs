@@ -205,8 +205,10 @@ pub async fn one_start(
     // Idle again: everything the function allocated for its invocations is counted.
     let idle = poll_or_exit(api, &mut child).await?;
     let peak_rss_kib = child.id().and_then(peak_rss_kib);
-    drop(idle);
+    // Stopped while it waits, as Lambda freezes it: letting the poll go first would answer
+    // it without an event, which lambda_runtime takes for a broken API and panics over.
     let _ = child.kill().await;
+    drop(idle);
     Ok(StartSample {
         init,
         first: first.duration(),
