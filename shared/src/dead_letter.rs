@@ -24,6 +24,11 @@ pub struct DeadLetter {
     /// The MQTT topic (or HTTP route) the input came in on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Who sent it, when known: the thing name (MQTT) or the HTTPS caller (the token's
+    /// subject, or the IAM principal). Unlike `device_id`, known even when the input is not
+    /// a reading at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
     /// When IoT Core (or the API) received it.
     #[serde(
         default,

@@ -405,6 +405,7 @@ async fn dead_letters_are_sent_and_received_with_their_reason() {
             source: "local-stack-test".into(),
             device_id: Some(format!("car-{run}")),
             topic: None,
+            caller: None,
             received_at: None,
             rejected_at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
             payload: json!({"run": run, "n": n}),

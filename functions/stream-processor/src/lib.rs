@@ -296,6 +296,7 @@ fn undecodable(record: &InputRecord, problem: &str) -> DeadLetter {
         source: SOURCE.into(),
         device_id: None,
         topic: Some(record.group.clone()),
+        caller: None,
         received_at: None,
         rejected_at: OffsetDateTime::now_utc(),
         payload,

@@ -158,7 +158,7 @@ impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore, R: RateCounter> Http
             Some(Ok(key)) => Some(key.scoped_to(sender.name())),
             Some(Err(problem)) => return Answer::error(400, problem),
         };
-        let envelope = Envelope::from_http_body(sender, &body, now);
+        let envelope = Envelope::from_http_body(sender, &route_of(request), &body, now);
         let Some(key) = key else {
             return self.ingest(&envelope, now).await;
         };
@@ -307,6 +307,23 @@ impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore, R: RateCounter> Http
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The route the request came in on (`POST /v1/telemetry`), for the dead letters it makes.
+fn route_of(request: &ApiGatewayV2httpRequest) -> String {
+    let context = &request.request_context;
+    match context
+        .route_key
+        .as_deref()
+        .or(request.route_key.as_deref())
+    {
+        Some(key) if key != "$default" => key.to_string(),
+        _ => format!(
+            "{} {}",
+            context.http.method,
+            context.http.path.as_deref().unwrap_or("/")
+        ),
+    }
 }
 
 fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, String> {

@@ -131,11 +131,9 @@ async fn a_gateway_gets_a_result_per_record_and_its_spoofs_are_kept_with_the_rea
     assert_eq!(devices_in_stream(&entry), ["car-0001", "car-0002"]);
     let letters = entry.ingest.dead_letters().sent();
     assert_eq!(letters.len(), 2);
-    assert!(
-        letters
-            .iter()
-            .all(|l| l.source == "telemetry-http" && l.topic.is_none())
-    );
+    assert!(letters.iter().all(|l| l.source == "telemetry-http"
+        && l.topic.as_deref() == Some("POST /v1/telemetry")
+        && l.caller.as_deref() == Some("token:gw-0001")));
     assert_eq!(letters[0].reason, "spoofed");
 }
 

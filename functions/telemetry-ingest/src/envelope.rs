@@ -58,6 +58,8 @@ impl Sender {
 pub struct Envelope {
     /// Who sent it; `None` when the event does not say (a rule without the thing name).
     pub sender: Option<Sender>,
+    /// The HTTP route it came in on (`POST /v1/telemetry`); `None` for MQTT.
+    pub route: Option<String>,
     pub received_at: OffsetDateTime,
     pub body: Body,
 }
@@ -79,6 +81,7 @@ impl Envelope {
         let Some(object) = event.as_object() else {
             return Envelope {
                 sender: None,
+                route: None,
                 received_at: now,
                 body: Body::Malformed {
                     payload: event.clone(),
@@ -103,13 +106,20 @@ impl Envelope {
         };
         Envelope {
             sender,
+            route: None,
             received_at,
             body,
         }
     }
 
-    /// An HTTPS request's body (`{"records": [..]}` or one reading) from `sender`.
-    pub fn from_http_body(sender: Sender, body: &[u8], received_at: OffsetDateTime) -> Envelope {
+    /// An HTTPS request's body (`{"records": [..]}` or one reading) from `sender`, sent to
+    /// `route` (`POST /v1/telemetry`).
+    pub fn from_http_body(
+        sender: Sender,
+        route: &str,
+        body: &[u8],
+        received_at: OffsetDateTime,
+    ) -> Envelope {
         let body = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(object)) => body_of(object),
             Ok(other) => Body::Malformed {
@@ -126,17 +136,26 @@ impl Envelope {
         };
         Envelope {
             sender: Some(sender),
+            route: Some(route.to_string()),
             received_at,
             body,
         }
     }
 
-    /// The MQTT topic the message was published on (none for HTTPS).
+    /// Where the message came in: the MQTT topic it was published on, or the HTTP route.
     pub fn topic(&self) -> Option<String> {
+        if let Some(route) = &self.route {
+            return Some(route.clone());
+        }
         match &self.sender {
             Some(Sender::Thing(thing)) => Some(format!("fleet/{thing}/telemetry")),
             _ => None,
         }
+    }
+
+    /// Who sent it (the thing, or the HTTPS caller), when the event says.
+    pub fn caller(&self) -> Option<String> {
+        self.sender.as_ref().map(|sender| sender.name().to_string())
     }
 }
 
@@ -246,14 +265,20 @@ mod tests {
         let caller = Sender::Fleet {
             caller: "arn:aws:iam::1:role/partner".into(),
         };
-        let envelope = Envelope::from_http_body(caller.clone(), br#"{"records": [{"a": 1}]}"#, NOW);
+        let route = "POST /v1/telemetry";
+        let envelope =
+            Envelope::from_http_body(caller.clone(), route, br#"{"records": [{"a": 1}]}"#, NOW);
         assert_eq!(envelope.body, Body::Batch(vec![json!({"a": 1})]));
-        assert_eq!(envelope.topic(), None);
-        let envelope = Envelope::from_http_body(caller.clone(), b"[1, 2]", NOW);
+        assert_eq!(envelope.topic().as_deref(), Some(route));
+        assert_eq!(
+            envelope.caller().as_deref(),
+            Some("arn:aws:iam::1:role/partner")
+        );
+        let envelope = Envelope::from_http_body(caller.clone(), route, b"[1, 2]", NOW);
         assert!(
             matches!(envelope.body, Body::Malformed { ref problem, .. } if problem.contains("got an array"))
         );
-        let envelope = Envelope::from_http_body(caller, b"{nope", NOW);
+        let envelope = Envelope::from_http_body(caller, route, b"{nope", NOW);
         assert!(
             matches!(envelope.body, Body::NotJson { ref problem, .. } if problem.contains("not JSON"))
         );

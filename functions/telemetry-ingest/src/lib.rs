@@ -267,6 +267,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
                         source: self.source.into(),
                         device_id: Some(record.partition_key.clone()),
                         topic: envelope.topic(),
+                        caller: envelope.caller(),
                         received_at: Some(envelope.received_at),
                         rejected_at: now,
                         payload: serde_json::from_slice(&record.data).unwrap_or(Value::Null),
@@ -315,6 +316,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
                         .and_then(Value::as_str)
                         .map(str::to_string),
                     topic: envelope.topic(),
+                    caller: envelope.caller(),
                     received_at: Some(envelope.received_at),
                     rejected_at: now,
                     payload,

@@ -148,6 +148,7 @@ async fn spoofed_record_is_dead_lettered_with_topic_time_and_payload() {
     assert_eq!(letter.reason, "spoofed");
     assert_eq!(letter.source, "telemetry-ingest");
     assert_eq!(letter.topic.as_deref(), Some("fleet/car-0001/telemetry"));
+    assert_eq!(letter.caller.as_deref(), Some("car-0001"));
     assert_eq!(letter.received_at, Some(datetime!(2026-11-25 08:00:00 UTC)));
     assert_eq!(letter.device_id.as_deref(), Some("car-0002"));
     assert_eq!(

@@ -208,6 +208,7 @@ mod tests {
             source: "telemetry-ingest".into(),
             device_id: Some("car-1".into()),
             topic: None,
+            caller: None,
             received_at: None,
             rejected_at: datetime!(2026-11-25 12:00:00 UTC),
             payload,

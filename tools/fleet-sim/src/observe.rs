@@ -182,14 +182,14 @@ pub async fn kafka_records(
     Ok(found)
 }
 
-/// The dead letters about devices of `prefix` (their topic is `fleet/<thing>/telemetry`).
-/// Messages are only received, never deleted: the queue stays as it is for operators.
+/// The dead letters of devices of `prefix`, known by their caller: the thing over MQTT,
+/// `token:<thing>` over HTTPS (each simulated device holds a token for itself). Messages
+/// are only received, never deleted: the queue stays as it is for operators.
 pub async fn dead_letters(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     prefix: &str,
 ) -> Result<Vec<Value>, String> {
-    let topic_prefix = format!("fleet/{prefix}");
     let mut found = Vec::new();
     let mut empty = 0;
     while empty < 3 {
@@ -213,16 +213,13 @@ pub async fn dead_letters(
         }
         empty = 0;
         for message in page.messages() {
-            // MQTT letters carry their topic; HTTPS ones (telemetry-http) have none, so
-            // their device id says whose they are.
             if let Ok(letter) = serde_json::from_str::<Value>(message.body().unwrap_or_default())
-                && (letter["topic"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with(&topic_prefix))
-                    || (letter["topic"].is_null()
-                        && letter["device_id"]
-                            .as_str()
-                            .is_some_and(|d| d.starts_with(prefix))))
+                && letter["caller"].as_str().is_some_and(|caller| {
+                    caller
+                        .strip_prefix("token:")
+                        .unwrap_or(caller)
+                        .starts_with(prefix)
+                })
             {
                 found.push(letter);
             }

@@ -117,6 +117,7 @@ pub async fn run(clients: &Clients, values: &BTreeMap<String, String>) -> Result
             source: "fleetwire-stack".into(),
             device_id: Some(format!("demo-car-{suffix}")),
             topic: None,
+            caller: None,
             received_at: None,
             rejected_at: now,
             payload: json!({"device_id": format!("demo-car-{suffix}"), "temperature": 451}),
