@@ -50,3 +50,42 @@ pub trait DeadLetterSink: Send + Sync {
     /// the event source delivers it again.
     fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// How a dead letter's `caller` names an HTTPS caller, so the function that writes it and
+/// whatever reads it back (fleet-sim, an operator's query) agree: `token:<sub>` for a
+/// token's subject, `iam:<arn>` for an IAM principal. A thing is named as it is.
+pub mod caller {
+    const TOKEN: &str = "token:";
+    const IAM: &str = "iam:";
+
+    /// The caller holding a token with this subject.
+    pub fn token(subject: &str) -> String {
+        format!("{TOKEN}{subject}")
+    }
+
+    /// The caller signing as this IAM principal.
+    pub fn iam(arn: &str) -> String {
+        format!("{IAM}{arn}")
+    }
+
+    /// Who a caller is without its kind: the thing name, the token's subject or the ARN.
+    pub fn subject(caller: &str) -> &str {
+        caller
+            .strip_prefix(TOKEN)
+            .or_else(|| caller.strip_prefix(IAM))
+            .unwrap_or(caller)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn subject_is_what_the_caller_was_named_after() {
+            assert_eq!(subject(&token("gw-0001")), "gw-0001");
+            let arn = "arn:aws:iam::123456789012:role/fleet-backend";
+            assert_eq!(subject(&iam(arn)), arn);
+            assert_eq!(subject("car-0001"), "car-0001");
+        }
+    }
+}

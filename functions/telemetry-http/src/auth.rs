@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use fleetwire::dead_letter::caller;
 use telemetry_ingest::Sender;
 
 /// Why a request may not write at all.
@@ -39,7 +40,7 @@ pub fn sender_of(
         .and_then(|iam| iam.user_arn.as_deref())
     {
         return Ok(Sender::Fleet {
-            caller: format!("iam:{arn}"),
+            caller: caller::iam(arn),
         });
     }
     if let Some(jwt) = &authorizer.jwt {
@@ -58,7 +59,7 @@ pub fn sender_of(
             )));
         }
         return Ok(Sender::Devices {
-            caller: format!("token:{subject}"),
+            caller: caller::token(subject),
             devices,
         });
     }

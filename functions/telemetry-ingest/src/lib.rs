@@ -294,9 +294,15 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             retried = summary.retried,
             dead_lettered = summary.dead_lettered,
             stream_calls = summary.stream_calls,
-            stream_errors = ?summary.stream_errors,
             "telemetry ingested"
         );
+        if !summary.stream_errors.is_empty() {
+            tracing::warn!(
+                sender = envelope.sender.as_ref().map_or("-", Sender::name),
+                refused = ?summary.stream_errors,
+                "the stream refused records after every retry"
+            );
+        }
         Ok(Outcome { summary, records })
     }
 

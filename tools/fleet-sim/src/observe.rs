@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
+use fleetwire::dead_letter::caller;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -214,12 +215,9 @@ pub async fn dead_letters(
         empty = 0;
         for message in page.messages() {
             if let Ok(letter) = serde_json::from_str::<Value>(message.body().unwrap_or_default())
-                && letter["caller"].as_str().is_some_and(|caller| {
-                    caller
-                        .strip_prefix("token:")
-                        .unwrap_or(caller)
-                        .starts_with(prefix)
-                })
+                && letter["caller"]
+                    .as_str()
+                    .is_some_and(|name| caller::subject(name).starts_with(prefix))
             {
                 found.push(letter);
             }

@@ -4,10 +4,11 @@
 //!
 //! - `FLOOR_TABLE` set: one DynamoDB `GetItem` per event (key `FLOOR_KEY_NAME` =
 //!   `FLOOR_KEY`), the floor of every function's cold start and warm call.
-//! - `FLOOR_STREAM` set: the event's `records` put to that Kinesis stream as they are, one
-//!   `PutRecords` per 500, partitioned by the event's `thing_name`: the floor of
-//!   telemetry-ingest's end-to-end throughput (the same records, no validation or
-//!   enrichment).
+//! - `FLOOR_STREAM` set: the event's `records` (or, without them, the event itself less
+//!   the rule's `thing_name` and `received_at`) put to that Kinesis stream as they are,
+//!   one `PutRecords` per 500, partitioned by the event's `thing_name`: the floor of
+//!   telemetry-ingest's warm call and end-to-end throughput (the same records, no
+//!   validation or enrichment).
 //! - Neither: the event echoed back.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -88,9 +89,16 @@ async fn put_records(
     event: &Value,
 ) -> Result<Value, Error> {
     let partition_key = event["thing_name"].as_str().unwrap_or("floor");
-    let records = event["records"]
-        .as_array()
-        .ok_or("the event has no records array")?;
+    let single;
+    let records: &[Value] = match event.get("records") {
+        Some(records) => records
+            .as_array()
+            .ok_or("the event's records is not an array")?,
+        None => {
+            single = [single_reading(event)];
+            &single
+        }
+    };
     let (mut accepted, mut calls) = (0, 0);
     for chunk in records.chunks(MAX_PUT_RECORDS) {
         let entries = chunk
@@ -113,6 +121,16 @@ async fn put_records(
         accepted += chunk.len() - output.failed_record_count().unwrap_or(0) as usize;
     }
     Ok(json!({ "accepted": accepted, "stream_calls": calls }))
+}
+
+/// One reading as the IoT rule hands it over, without the fields the rule adds.
+fn single_reading(event: &Value) -> Value {
+    let mut reading = event.clone();
+    if let Some(fields) = reading.as_object_mut() {
+        fields.remove("thing_name");
+        fields.remove("received_at");
+    }
+    reading
 }
 
 #[tokio::main]
