@@ -66,6 +66,7 @@ functions = ["provisioning-hook", "telemetry-ingest", "telemetry-http", "stream-
 # Each function against the floor of the call it makes: the ingest's own work is a
 # PutRecords of one reading, the others' a DynamoDB call.
 FLOORS = ("sdk-floor", "kinesis-floor")
+FLOOR_LETTER = {name: "AB"[i] for i, name in enumerate(FLOORS)}
 KINESIS_WRITERS = ("telemetry-ingest", "telemetry-http", "telemetry-ingest-python")
 cold_rows = []
 for name in list(FLOORS) + functions + ["provisioning-hook-python", "telemetry-ingest-python"]:
@@ -186,14 +187,14 @@ p(f"**Cold start and memory**: each process started fresh {r0['starts']} times u
 p()
 p("| function | cold start (init + 1st call) | init | warm p50 | warm p99 | peak RSS | vs. its floor: cold / RSS / p99 |")
 p("|---|---|---|---|---|---|---|")
-labels = {"sdk-floor": "SDK-only floor A (lambda_runtime + DynamoDB client, one GetItem)",
-          "kinesis-floor": "SDK-only floor B (lambda_runtime + Kinesis client, one PutRecords of the reading)",
+labels = {"sdk-floor": f"SDK-only floor {FLOOR_LETTER['sdk-floor']} (lambda_runtime + DynamoDB client, one GetItem)",
+          "kinesis-floor": f"SDK-only floor {FLOOR_LETTER['kinesis-floor']} (lambda_runtime + Kinesis client, "
+                           "one PutRecords of the reading)",
           "provisioning-hook-python": "provisioning-hook, Python 3.11 + boto3 peer",
           "telemetry-ingest-python": "telemetry-ingest, Python 3.11 + boto3 peer"}
-floor_letter = {"sdk-floor": "A", "kinesis-floor": "B"}
 for row in cold_rows:
     vs = "-" if row["floor"] is None else \
-        f"{floor_letter[row['floor']]}: {fmt(row['cold_vs_floor'], '.2f')} / {fmt(row['rss_vs_floor'], '.2f')} / " \
+        f"{FLOOR_LETTER[row['floor']]}: {fmt(row['cold_vs_floor'], '.2f')} / {fmt(row['rss_vs_floor'], '.2f')} / " \
         f"{fmt(row['p99_vs_floor'], '.2f')}"
     errors = f" ({row['errors']} errors)" if row["errors"] else ""
     p(f"| {labels.get(row['name'], row['name'])}{errors} | {row['cold_start_ms']:.1f} ms | {row['init_ms']:.1f} ms | "

@@ -28,6 +28,22 @@ pub mod ranges {
     pub const LONGITUDE: (f64, f64) = (-180.0, 180.0);
 }
 
+/// The fields the IoT rule adds to the device's JSON. The rule of seed 001 is
+/// `SELECT *, topic(2) AS thing_name, timestamp() AS received_at FROM 'fleet/+/telemetry'`;
+/// a payload that is not JSON arrives base64 encoded instead (`encode(*, 'base64')`).
+/// They are the envelope, not the reading: removed before a reading is validated. The
+/// Python peer in `bench/peers/python` lists the same names in `RULE_FIELDS`.
+pub mod rule {
+    /// The topic's thing name: who IoT Core authenticated.
+    pub const THING_NAME: &str = "thing_name";
+    /// When IoT Core received the message, in milliseconds since the epoch.
+    pub const RECEIVED_AT: &str = "received_at";
+    /// A payload that is not JSON, base64 encoded.
+    pub const PAYLOAD_BASE64: &str = "payload_base64";
+    /// All of them.
+    pub const FIELDS: [&str; 3] = [THING_NAME, RECEIVED_AT, PAYLOAD_BASE64];
+}
+
 /// Longest device id; the IoT thing-name limit.
 pub const MAX_DEVICE_ID_LEN: usize = 128;
 

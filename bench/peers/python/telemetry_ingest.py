@@ -30,6 +30,7 @@ RANGES = {
     "pressure": (300.0, 1100.0),
 }
 KNOWN = {"device_id", "timestamp", "temperature", "humidity", "pressure", "location", "metadata"}
+# The fields the IoT rule adds (fleetwire::telemetry::rule::FIELDS in the Rust crates).
 RULE_FIELDS = {"thing_name", "received_at", "payload_base64"}
 
 kinesis = boto3.client("kinesis")

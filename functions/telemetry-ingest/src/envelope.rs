@@ -9,12 +9,9 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use fleetwire::telemetry::json_kind;
+use fleetwire::telemetry::{json_kind, rule};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
-
-/// The fields the rule adds; removed before a reading is validated.
-pub const RULE_FIELDS: [&str; 3] = ["thing_name", "received_at", "payload_base64"];
 
 /// Who sent a message, as the entry point authenticated it: the devices it may write for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,17 +87,17 @@ impl Envelope {
             };
         };
         let sender = object
-            .get("thing_name")
+            .get(rule::THING_NAME)
             .and_then(Value::as_str)
             .map(|thing| Sender::Thing(thing.to_string()));
         let received_at = object
-            .get("received_at")
+            .get(rule::RECEIVED_AT)
             .and_then(Value::as_i64)
             .and_then(|ms| {
                 OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
             })
             .unwrap_or(now);
-        let body = match object.get("payload_base64") {
+        let body = match object.get(rule::PAYLOAD_BASE64) {
             Some(encoded) => decode_base64_body(encoded),
             None => body_of(without_rule_fields(object)),
         };
@@ -162,7 +159,7 @@ impl Envelope {
 fn without_rule_fields(object: &Map<String, Value>) -> Map<String, Value> {
     object
         .iter()
-        .filter(|(k, _)| !RULE_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| !rule::FIELDS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -286,8 +286,9 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             })?;
             summary.dead_lettered = letters.len();
         }
+        let sender = envelope.sender.as_ref().map_or("-", Sender::name);
         tracing::info!(
-            sender = envelope.sender.as_ref().map_or("-", Sender::name),
+            sender,
             received = summary.received,
             accepted = summary.accepted,
             rejected = ?summary.rejected,
@@ -298,7 +299,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
         );
         if !summary.stream_errors.is_empty() {
             tracing::warn!(
-                sender = envelope.sender.as_ref().map_or("-", Sender::name),
+                sender,
                 refused = ?summary.stream_errors,
                 "the stream refused records after every retry"
             );

@@ -16,6 +16,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use fleetwire::aws::{SdkSettings, load_sdk_config};
 use fleetwire::config::Env;
+use fleetwire::telemetry::rule;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
@@ -88,7 +89,7 @@ async fn put_records(
     stream: &str,
     event: &Value,
 ) -> Result<Value, Error> {
-    let partition_key = event["thing_name"].as_str().unwrap_or("floor");
+    let partition_key = event[rule::THING_NAME].as_str().unwrap_or("floor");
     let single;
     let records: &[Value] = match event.get("records") {
         Some(records) => records
@@ -127,8 +128,9 @@ async fn put_records(
 fn single_reading(event: &Value) -> Value {
     let mut reading = event.clone();
     if let Some(fields) = reading.as_object_mut() {
-        fields.remove("thing_name");
-        fields.remove("received_at");
+        for field in rule::FIELDS {
+            fields.remove(field);
+        }
     }
     reading
 }
