@@ -4,7 +4,8 @@
 //! the device's running statistics; add it to the device's hourly summary; keep the newest
 //! reading as the device's state. Each run of one device's readings within one hour is
 //! committed atomically (seen-marks, summary, statistics), so a retried or re-split batch
-//! changes nothing. Anomalies are kept with their record until published to the alert
+//! changes nothing. Devices share no item, so up to [`DEVICES_AT_ONCE`] of them are
+//! processed at once; one device's readings are always processed in stream order. Anomalies are kept with their record until published to the alert
 //! topic, so none is lost to a crash. A record that cannot be decoded goes to the
 //! dead-letter queue and is not reported as failed: it would fail forever.
 
@@ -21,6 +22,7 @@ use fleetwire::processing::{
     assess, data_quality, hour_key,
 };
 use fleetwire::telemetry::{DeviceId, EnrichedRecord};
+use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -31,6 +33,10 @@ pub const SOURCE: &str = "stream-processor";
 /// the summary and the statistics.
 pub const MAX_RUN: usize = 90;
 const MAX_COMMIT_ROUNDS: usize = 8;
+/// Devices of one batch processed concurrently: each is a few sequential round trips
+/// (statistics, state, range, commit), so a batch of many devices waits on the slowest
+/// few instead of on the sum of them all.
+pub const DEVICES_AT_ONCE: usize = 16;
 
 /// The answer to the event source mapping.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -108,8 +114,13 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
 
         // The earliest failed position of each group (shard or partition).
         let mut first_failure: BTreeMap<&str, usize> = BTreeMap::new();
-        for (device, readings) in by_device {
-            let outcome = self.process_device(&device, readings).await;
+        let mut devices = futures::stream::iter(by_device)
+            .map(|(device, readings)| async move {
+                let outcome = self.process_device(&device, readings).await;
+                (device, outcome)
+            })
+            .buffer_unordered(DEVICES_AT_ONCE);
+        while let Some((device, outcome)) = devices.next().await {
             summary.applied += outcome.applied;
             summary.duplicates += outcome.duplicates;
             summary.anomalies += outcome.anomalies;

@@ -388,3 +388,82 @@ async fn a_failed_state_write_is_made_good_by_the_retry() {
         1
     );
 }
+
+/// The in-memory store, counting how many devices' statistics are being loaded at once;
+/// each load yields once, as a network call would.
+#[derive(Default)]
+struct OverlapCounting {
+    inner: InMemoryProcessing,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl ProcessingStore for OverlapCounting {
+    async fn load_stats(
+        &self,
+        device: &DeviceId,
+    ) -> Result<fleetwire::processing::StoredStats, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::task::yield_now().await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        self.inner.load_stats(device).await
+    }
+    async fn commit(&self, commit: &HourCommit) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit(commit).await
+    }
+    async fn widen_range(
+        &self,
+        device: &DeviceId,
+        hour: &str,
+        min: f64,
+        max: f64,
+    ) -> Result<(), StoreError> {
+        self.inner.widen_range(device, hour, min, max).await
+    }
+    async fn alerts_published(&self, record_ids: &[String]) -> Result<(), StoreError> {
+        self.inner.alerts_published(record_ids).await
+    }
+    async fn summary(
+        &self,
+        device: &DeviceId,
+        hour: &str,
+    ) -> Result<Option<HourlySummary>, StoreError> {
+        self.inner.summary(device, hour).await
+    }
+}
+
+#[tokio::test]
+async fn devices_of_a_batch_are_processed_at_once_up_to_the_limit() {
+    let p = Processor::new(
+        OverlapCounting::default(),
+        RecordingAlerts::default(),
+        RecordingDeadLetters::default(),
+        InMemoryDeviceState::default(),
+        AnomalyRules::default(),
+    );
+    let devices = DEVICES_AT_ONCE + 4;
+    let batch: Vec<InputRecord> = (0..devices * 3)
+        .map(|i| {
+            let car = format!("car-{}", i % devices);
+            input("shard-0", i, &reading(&car, (i / devices) as i64, 20.0))
+        })
+        .collect();
+    let (response, summary) = p.process(&batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.applied, devices * 3);
+    let most = p.store.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(most, DEVICES_AT_ONCE, "devices in flight at once");
+    // Every device got its three readings into its hour.
+    for car in 0..devices {
+        let id = device(&format!("car-{car}"));
+        let summary = p
+            .store
+            .summary(&id, "2026-11-25T08")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.record_count, 3, "car-{car}");
+    }
+}
