@@ -5,9 +5,10 @@
 //! reading as the device's state. Each run of one device's readings within one hour is
 //! committed atomically (seen-marks, summary, statistics), so a retried or re-split batch
 //! changes nothing. Devices share no item, so up to [`DEVICES_AT_ONCE`] of them are
-//! processed at once; one device's readings are always processed in stream order. Anomalies are kept with their record until published to the alert
-//! topic, so none is lost to a crash. A record that cannot be decoded goes to the
-//! dead-letter queue and is not reported as failed: it would fail forever.
+//! processed at once; one device's readings are always processed in stream order.
+//! Anomalies are kept with their record until published to the alert topic, so none is
+//! lost to a crash. A record that cannot be decoded goes to the dead-letter queue and is
+//! not reported as failed: it would fail forever.
 
 pub mod input;
 

@@ -33,8 +33,9 @@ use serde_json::{Value, json};
 const MAX_PUT_RECORDS: usize = 500;
 /// DynamoDB takes at most this many items in one TransactWriteItems.
 const MAX_TRANSACT_ITEMS: usize = 100;
-/// How long a floor's seen-mark is kept (TTL), as the processor keeps its own.
-const MARK_TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// How long a floor's seen-mark is kept (TTL): the processor's default for its own marks
+/// (`REMEMBER_RECORDS_DAYS`, 8 days).
+const MARK_TTL_SECONDS: i64 = 8 * 24 * 3600;
 
 enum Floor {
     Echo,
