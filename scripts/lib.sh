@@ -8,6 +8,8 @@ VENV="$LOCAL/venv"
 PEERS_VENV="$LOCAL/peers"
 NODE_PREFIX="$LOCAL/node"
 RUN_DIR="$LOCAL/run"
+# Per-user builds that outlive a clone (the Kafka broker), keyed by version.
+FLEETWIRE_CACHE="${FLEETWIRE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetwire}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export SAM_CLI_TELEMETRY=0
 # The AWS CLIs and SDKs need a region and keys even when every call goes to loopback.
@@ -39,6 +41,32 @@ STREAM_BACKEND="${FLEETWIRE_STREAM_BACKEND:-kinesis}"
 KAFKA_TOPIC="${FLEETWIRE_KAFKA_TOPIC:-fleet-telemetry}"
 KAFKA_PARTITIONS="${FLEETWIRE_KAFKA_PARTITIONS:-3}"
 TANSU="$LOCAL/tansu/bin/tansu"
+
+# Every host build is the one workspace build: cargo resolves features for the packages a
+# call selects, and `cargo lambda watch`'s `cargo run --bin <function>` (like sam build's
+# `cargo lambda build --bin <function>`) selects the whole workspace. A `-p` build would
+# compile the AWS SDK once more, with other features, for nothing.
+# On a terminal cargo shows its progress (the first build takes several minutes on 2 cores);
+# in a log it stays quiet.
+build_bins() {
+  local quiet=(--quiet)
+  [ -t 2 ] && quiet=()
+  cargo build "${quiet[@]}" --workspace --bins "$@"
+}
+# `--bin <function>` for each function crate: a build of exactly what sam build builds.
+function_bins() {
+  local dir
+  for dir in "$ROOT"/functions/*/; do printf -- '--bin\n%s\n' "$(basename "$dir")"; done
+}
+
+# The arm64 build scripts/test checks (scripts/check-template without --build): SAM's own
+# `cargo lambda build --release --arm64` of each function, with the release profile's
+# optimisation turned off through cargo's environment, since SAM passes no profile. It
+# proves what a deploy needs (every function cross-compiles and links for aarch64, every
+# CodeUri/Handler/BuildMethod resolves) in a few minutes; the deploy itself builds with the
+# release profile of Cargo.toml.
+ARM64_CHECK_PROFILE=(CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=off
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_INCREMENTAL=false)
 
 die() { echo "error: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
