@@ -1,27 +1,23 @@
-//! What every fleetwire function shares: configuration read at init, error types mapped to
-//! Lambda diagnostics, the domain models of the design, narrow port traits and their AWS
-//! adapters, and (behind the `testing` feature) in-memory fakes of those ports.
+//! What every fleetwire function shares, by layer:
+//!
+//! - [`domain`]: the fleet's models and rules (registry, telemetry, presence, processing,
+//!   OTA), each with the narrow port traits its handlers ask for;
+//! - [`ingest`]: the ingest core both telemetry entry points run (envelope, validation
+//!   pipeline, stream sink with partial-failure resend);
+//! - [`adapters`]: the AWS implementations of the ports, one per service and table;
+//! - [`cloudfront`]: CloudFront signed URLs, signed and verified without OpenSSL;
+//! - [`runtime`]: configuration read at init, SDK settings, init errors reported to the
+//!   Runtime API, logging, retry and the adapters' error type;
+//! - [`testing`] (behind the `testing` feature): in-memory fakes of the ports, sample
+//!   events and local-stack helpers.
 
 #![deny(unsafe_code)] // allowed in one module only: cloudfront::rsa_sha1
 
 pub mod adapters;
-pub mod aws;
 pub mod cloudfront;
-pub mod config;
-pub mod dead_letter;
-pub mod device_state;
-pub mod error;
-pub mod idempotency;
-pub mod init;
-pub mod logging;
-pub mod ota;
-pub mod presence;
-pub mod processing;
-pub mod rate_limit;
-pub mod registry;
-pub mod retry;
-pub mod stream;
-pub mod telemetry;
+pub mod domain;
+pub mod ingest;
+pub mod runtime;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

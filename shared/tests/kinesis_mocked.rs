@@ -9,8 +9,8 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use fleetwire::adapters::KinesisSink;
-use fleetwire::retry::RetryPolicy;
-use fleetwire::stream::{StreamRecord, StreamSink};
+use fleetwire::ingest::stream::{StreamRecord, StreamSink};
+use fleetwire::runtime::retry::RetryPolicy;
 
 fn records(n: usize) -> Vec<StreamRecord> {
     (0..n)

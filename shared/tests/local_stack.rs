@@ -8,17 +8,17 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use fleetwire::adapters::{DynamoDeviceState, DynamoRegistry, KinesisSink, SqsDeadLetters};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
-use fleetwire::device_state::{DeviceStateStore, WriteOutcome};
-use fleetwire::error::StoreError;
-use fleetwire::registry::{
+use fleetwire::domain::dead_letter::{DeadLetter, DeadLetterSink};
+use fleetwire::domain::device_state::{DeviceStateStore, WriteOutcome};
+use fleetwire::domain::registry::{
     AddOutcome, ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord,
     Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial,
 };
-use fleetwire::retry::RetryPolicy;
-use fleetwire::stream::{StreamRecord, StreamSink};
-use fleetwire::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::domain::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::ingest::stream::{StreamRecord, StreamSink};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::retry::RetryPolicy;
 use fleetwire::testing::{START_HINT, run_id, stack_var as var};
 use serde_json::json;
 use time::OffsetDateTime;

@@ -1,26 +1,30 @@
 //! firmware-url: the target of the `fleet/+/firmware/request` IoT rule.
 //!
 //! A PROVISIONED device whose model matches its Registry row is offered the release of the
-//! newest ACTIVE rollout that reaches it (see `fleetwire::ota::choose`), as a CloudFront
+//! newest ACTIVE rollout that reaches it (see `fleetwire::domain::ota::choose`), as a CloudFront
 //! signed URL with the image's size, SHA-256 and code signature; anything else gets an
 //! explicit `up_to_date` or `not_eligible` with the reason. The offer is kept in OtaHistory
 //! before the answer is published, so ota-status can attribute the device's reports.
 
+pub mod config;
+
 use std::net::IpAddr;
 
 use fleetwire::cloudfront::{IpCidr, Policy, UrlSigner};
-use fleetwire::error::StoreError;
-use fleetwire::ota::{
+use fleetwire::domain::ota::{
     AnswerStatus, Choice, DeviceChannel, FirmwareAnswer, FirmwareCatalog, FirmwareRequest,
     OfferRecord, OtaLedger, Version, answer_topic, check_request_id, choose, url_lifetime,
 };
-use fleetwire::registry::{Registry, RegistryStatus};
+use fleetwire::domain::registry::{Registry, RegistryStatus};
+use fleetwire::runtime::error::StoreError;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use config::FirmwareUrlConfig;
+
 /// How URLs are built and how long they live.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlSettings {
     /// Where URLs point, without a trailing slash: `https://` and the distribution's
     /// domain (e.g. `https://d111111abcdef8.cloudfront.net`), or the local runner's

@@ -1,6 +1,6 @@
 use fleetwire::cloudfront::{SigningKey, UrlVerifier, VerifyingKey};
-use fleetwire::ota::{Release, Rollout, RolloutStatus};
-use fleetwire::registry::{RegistryEntry, Serial};
+use fleetwire::domain::ota::{Release, Rollout, RolloutStatus};
+use fleetwire::domain::registry::{RegistryEntry, Serial};
 use fleetwire::testing::{Behaviour, InMemoryOta, InMemoryRegistry, RecordingChannel};
 use serde_json::json;
 use time::macros::datetime;
@@ -300,11 +300,7 @@ fn s3_keys_are_percent_encoded_for_the_path() {
 }
 
 fn sample(name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/firmware-url/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fleetwire::testing::event("firmware-url", name)
 }
 
 #[tokio::test]

@@ -3,12 +3,12 @@
 //! itself under `cargo lambda watch`. Run by `scripts/test` after `scripts/stack up`.
 
 use firmware_url::{FirmwareUrl, Handled, UrlSettings};
-use fleetwire::adapters::signing_secret::load_url_signer;
-use fleetwire::adapters::{DynamoOta, DynamoRegistry, IotDataChannel};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
+use fleetwire::adapters::secrets::load_url_signer;
+use fleetwire::adapters::{DynamoOta, DynamoOtaAdmin, DynamoRegistry, IotDataChannel};
 use fleetwire::cloudfront::{UrlVerifier, VerifyingKey};
-use fleetwire::ota::{DeviceChannel, Release, Rollout};
-use fleetwire::registry::{Registry, RegistryEntry, RegistryStatus, Serial};
+use fleetwire::domain::ota::{DeviceChannel, Release, Rollout};
+use fleetwire::domain::registry::{Registry, RegistryEntry, RegistryStatus, Serial};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::testing::stack_var as env;
 use fleetwire::testing::{RecordingChannel, invoke_under_watch};
 use serde_json::{Value, json};
@@ -77,8 +77,7 @@ async fn seed(stack: &Stack, tag: &str) -> (String, String) {
     );
     entry.status = RegistryStatus::Provisioned;
     stack.registry.add(&entry).await.unwrap();
-    stack
-        .ota
+    DynamoOtaAdmin::new(stack.ota.clone())
         .put_release(&Release {
             model: model.clone(),
             version: "2.0.0".into(),
@@ -91,7 +90,10 @@ async fn seed(stack: &Stack, tag: &str) -> (String, String) {
         .await
         .unwrap();
     let rollout = Rollout::active(format!("r-{unique}"), &model, "2.0.0", 100.0, 0.2, 10);
-    stack.ota.put_rollout(&rollout).await.unwrap();
+    DynamoOtaAdmin::new(stack.ota.clone())
+        .put_rollout(&rollout)
+        .await
+        .unwrap();
     (thing, model)
 }
 
@@ -137,7 +139,10 @@ async fn offers_through_the_real_tables_and_the_secret() {
         "{handled:?}"
     );
 
-    let history = stack.ota.history(&thing).await.unwrap();
+    let history = DynamoOtaAdmin::new(stack.ota.clone())
+        .history(&thing)
+        .await
+        .unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0]["at"], "offer#req-1");
     assert_eq!(history[0]["version"], "2.0.0");
@@ -201,7 +206,10 @@ async fn the_binary_answers_under_cargo_lambda_watch() {
     let answer = invoke_under_watch("firmware-url", &request(&thing, &model));
     assert_eq!(answer["result"], "offered", "{answer}");
     assert_eq!(answer["version"], "2.0.0");
-    let history = stack.ota.history(&thing).await.unwrap();
+    let history = DynamoOtaAdmin::new(stack.ota.clone())
+        .history(&thing)
+        .await
+        .unwrap();
     assert_eq!(history[0]["at"], "offer#req-1");
 
     let refused = invoke_under_watch(

@@ -12,14 +12,18 @@
 //! re-checks it, so a failed publish is retried by Lambda and never lost. A crash between
 //! publish and clear can send one twice; each alert has a stable `alert_id`.
 
-use fleetwire::error::StoreError;
-use fleetwire::ota::{
+pub mod config;
+
+use fleetwire::domain::ota::{
     CountOutcome, OtaAlert, OtaAlerts, OtaLedger, OutcomeRecord, RolloutState, StatusReport,
     check_request_id,
 };
+use fleetwire::runtime::error::StoreError;
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+pub use config::OtaStatusConfig;
 
 /// What the function did with one report.
 #[derive(Debug, Clone, PartialEq, Serialize)]

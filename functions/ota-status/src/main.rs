@@ -2,34 +2,31 @@
 //! once, and records OTA status reports.
 
 use fleetwire::adapters::{DynamoOta, SnsAlerts};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::{ConfigError, Env};
+use fleetwire::runtime::aws::load_sdk_config;
+use fleetwire::runtime::config::{ConfigError, Env};
 use lambda_runtime::{LambdaEvent, service_fn};
-use ota_status::OtaStatus;
+use ota_status::{OtaStatus, OtaStatusConfig};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 async fn init() -> Result<OtaStatus<DynamoOta, SnsAlerts>, ConfigError> {
-    let env = Env::process();
-    let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
+    let config = OtaStatusConfig::from_env(&Env::process())?;
+    let sdk = load_sdk_config(&config.sdk).await;
     Ok(OtaStatus::new(
         DynamoOta::new(
             aws_sdk_dynamodb::Client::new(&sdk),
-            env.required("FIRMWARE_TABLE", "the Firmware release table")?,
-            env.required("ROLLOUTS_TABLE", "the Rollouts table")?,
-            env.required("OTA_HISTORY_TABLE", "the OtaHistory table")?,
+            config.firmware_table,
+            config.rollouts_table,
+            config.history_table,
         ),
-        SnsAlerts::new(
-            aws_sdk_sns::Client::new(&sdk),
-            env.required("ALERT_TOPIC_ARN", "the SNS alert topic")?,
-        ),
+        SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), config.alert_topic_arn),
     ))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::logging::init();
-    let function = fleetwire::init::or_report(init().await).await?;
+    fleetwire::runtime::logging::init();
+    let function = fleetwire::runtime::init::or_report(init().await).await?;
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         function

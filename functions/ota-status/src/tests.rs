@@ -1,4 +1,4 @@
-use fleetwire::ota::{OfferRecord, OtaLedger, Rollout, RolloutStatus};
+use fleetwire::domain::ota::{OfferRecord, OtaLedger, Rollout, RolloutStatus};
 use fleetwire::testing::{Behaviour, InMemoryOta, RecordingOtaAlerts};
 use time::macros::datetime;
 
@@ -219,11 +219,7 @@ async fn store_failures_are_errors_so_lambda_retries() {
 }
 
 fn sample(name: &str) -> Value {
-    let path = format!(
-        "{}/../../events/ota-status/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fleetwire::testing::event("ota-status", name)
 }
 
 #[tokio::test]

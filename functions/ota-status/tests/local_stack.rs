@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use fleetwire::adapters::{DynamoOta, SnsAlerts};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::ota::{OfferRecord, OtaLedger, Rollout, RolloutStatus};
+use fleetwire::adapters::{DynamoOta, DynamoOtaAdmin, SnsAlerts};
+use fleetwire::domain::ota::{OfferRecord, OtaLedger, Rollout, RolloutStatus};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::testing::invoke_under_watch;
 use fleetwire::testing::stack_var as env;
+use fleetwire::testing::unique_id;
 use ota_status::{Handled, OtaStatus};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -30,17 +31,9 @@ fn ota(sdk: &aws_types::SdkConfig) -> DynamoOta {
     )
 }
 
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000,
-        fastrand::u32(..)
-    )
-}
-
 /// A rollout (threshold 30 %, sample 10) and an offer of it to `devices` things.
 async fn seed(ota: &DynamoOta, tag: &str, devices: usize) -> (String, Vec<String>) {
-    let rollout_id = unique(tag);
+    let rollout_id = unique_id(tag);
     let rollout = Rollout::active(
         &rollout_id,
         format!("model-{rollout_id}"),
@@ -49,7 +42,10 @@ async fn seed(ota: &DynamoOta, tag: &str, devices: usize) -> (String, Vec<String
         0.3,
         10,
     );
-    ota.put_rollout(&rollout).await.unwrap();
+    DynamoOtaAdmin::new(ota.clone())
+        .put_rollout(&rollout)
+        .await
+        .unwrap();
     let mut things = Vec::new();
     for i in 0..devices {
         let thing = format!("car-{i}-{rollout_id}");
@@ -78,7 +74,7 @@ async fn alert_queue(sdk: &aws_types::SdkConfig) -> String {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let queue = sqs
         .create_queue()
-        .queue_name(unique("alerts"))
+        .queue_name(unique_id("alerts"))
         .send()
         .await
         .unwrap();
@@ -186,7 +182,10 @@ async fn concurrent_and_duplicate_outcomes_count_once_and_pause_once() {
         .collect();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["kind"], "rollout_paused");
-    let history = store.history(&things[0]).await.unwrap();
+    let history = DynamoOtaAdmin::new(store.clone())
+        .history(&things[0])
+        .await
+        .unwrap();
     let keys: Vec<&str> = history.iter().map(|h| h["at"].as_str().unwrap()).collect();
     assert_eq!(
         keys,

@@ -1,14 +1,18 @@
 //! presence: the target of the `$aws/events/presence/+/+` IoT rule.
 //!
 //! Each lifecycle event is applied to the device's State row by the rules of
-//! `fleetwire::presence` (a connect newer than the current session's, a disconnect of the
+//! `fleetwire::domain::presence` (a connect newer than the current session's, a disconnect of the
 //! current session only, a disconnect that arrives before its connect held until it comes),
 //! so late, duplicate and reordered events never show a device offline that is online.
 
-use fleetwire::error::StoreError;
-use fleetwire::presence::{LifecycleEvent, PresenceOutcome, PresenceStore, device_of};
+pub mod config;
+
+use fleetwire::domain::presence::{LifecycleEvent, PresenceOutcome, PresenceStore, device_of};
+use fleetwire::runtime::error::StoreError;
 use serde::Serialize;
 use serde_json::Value;
+
+pub use config::PresenceConfig;
 
 /// What the function did with one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,26 +2,25 @@
 //! applies IoT lifecycle events to the State table.
 
 use fleetwire::adapters::DynamoDeviceState;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::{ConfigError, Env};
+use fleetwire::runtime::aws::load_sdk_config;
+use fleetwire::runtime::config::{ConfigError, Env};
 use lambda_runtime::{LambdaEvent, service_fn};
-use presence::Presence;
+use presence::{Presence, PresenceConfig};
 use serde_json::Value;
 
 async fn init() -> Result<Presence<DynamoDeviceState>, ConfigError> {
-    let env = Env::process();
-    let table = env.required("STATE_TABLE", "the device State table")?;
-    let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
+    let config = PresenceConfig::from_env(&Env::process())?;
+    let sdk = load_sdk_config(&config.sdk).await;
     Ok(Presence::new(DynamoDeviceState::new(
         aws_sdk_dynamodb::Client::new(&sdk),
-        table,
+        config.state_table,
     )))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::logging::init();
-    let presence = fleetwire::init::or_report(init().await).await?;
+    fleetwire::runtime::logging::init();
+    let presence = fleetwire::runtime::init::or_report(init().await).await?;
     let presence = &presence;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         presence.handle(&event.payload).await

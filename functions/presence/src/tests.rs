@@ -1,17 +1,14 @@
 //! The presence handler with the in-memory State table.
 
-use fleetwire::presence::PresenceView;
-use fleetwire::telemetry::DeviceId;
+use fleetwire::domain::presence::PresenceView;
+use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::testing::{Behaviour, InMemoryDeviceState};
 use serde_json::Value;
 
 use super::*;
 
 fn event(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events/presence")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fleetwire::testing::event("presence", name)
 }
 
 #[tokio::test]

@@ -5,20 +5,17 @@
 use std::sync::Arc;
 
 use fleetwire::adapters::DynamoDeviceState;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::presence::{
+use fleetwire::domain::presence::{
     LifecycleEvent, LifecycleType, PresenceState, PresenceStore, PresenceView,
 };
-use fleetwire::telemetry::DeviceId;
+use fleetwire::domain::telemetry::DeviceId;
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::testing::{START_HINT, stack_var};
 use presence::Presence;
 use time::OffsetDateTime;
 
-const START_HINT: &str =
-    "the local stack is not up: run `scripts/stack up` (or `scripts/test`, which starts it)";
-
 async fn store() -> DynamoDeviceState {
-    let table = std::env::var("STATE_TABLE")
-        .unwrap_or_else(|_| panic!("STATE_TABLE is not set; {START_HINT}"));
+    let table = stack_var("STATE_TABLE");
     let sdk = load_sdk_config(&SdkSettings {
         max_attempts: 2,
         ..SdkSettings::default()

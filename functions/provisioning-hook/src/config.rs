@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use fleetwire::aws::SdkSettings;
-use fleetwire::config::{ConfigError, Env};
+use fleetwire::runtime::aws::SdkSettings;
+use fleetwire::runtime::config::{ConfigError, Env};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookConfig {

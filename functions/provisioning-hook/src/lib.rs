@@ -12,11 +12,11 @@ pub mod request;
 
 use std::collections::BTreeMap;
 
-use fleetwire::error::StoreError;
-use fleetwire::registry::{
+use fleetwire::domain::registry::{
     ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord, Registry,
     RegistryEntry, RegistryStatus, Serial, counts_denials,
 };
+use fleetwire::runtime::error::StoreError;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;

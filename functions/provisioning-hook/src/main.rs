@@ -4,8 +4,8 @@
 use std::convert::Infallible;
 
 use fleetwire::adapters::DynamoRegistry;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::{ConfigError, Env};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::config::{ConfigError, Env};
 use lambda_runtime::{LambdaEvent, service_fn};
 use provisioning_hook::{HookConfig, ProvisioningHook, config::SDK_DEFAULTS};
 use serde_json::Value;
@@ -23,8 +23,8 @@ async fn init() -> Result<ProvisioningHook<DynamoRegistry>, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::logging::init();
-    let hook = fleetwire::init::or_report(init().await).await?;
+    fleetwire::runtime::logging::init();
+    let hook = fleetwire::runtime::init::or_report(init().await).await?;
     let hook = &hook;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, Infallible>(hook.handle(&event.payload).await)

@@ -3,45 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetwire::registry::RegistryEntry;
+use fleetwire::domain::registry::RegistryEntry;
 use fleetwire::testing::{Behaviour, InMemoryRegistry};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
 
-const REGISTRY: &str = include_str!("../../../events/provisioning-hook/registry.json");
-const EXPECTED: &str = include_str!("../../../events/provisioning-hook/expected.json");
-
 fn event(name: &str) -> Value {
-    let text = match name {
-        "allowed.json" => include_str!("../../../events/provisioning-hook/allowed.json"),
-        "unknown-serial.json" => {
-            include_str!("../../../events/provisioning-hook/unknown-serial.json")
-        }
-        "revoked.json" => include_str!("../../../events/provisioning-hook/revoked.json"),
-        "replay.json" => include_str!("../../../events/provisioning-hook/replay.json"),
-        "missing-serial.json" => {
-            include_str!("../../../events/provisioning-hook/missing-serial.json")
-        }
-        "malformed-not-object.json" => {
-            include_str!("../../../events/provisioning-hook/malformed-not-object.json")
-        }
-        "malformed-wrong-types.json" => {
-            include_str!("../../../events/provisioning-hook/malformed-wrong-types.json")
-        }
-        "oversized-serial.json" => {
-            include_str!("../../../events/provisioning-hook/oversized-serial.json")
-        }
-        "injected-thing-name.json" => {
-            include_str!("../../../events/provisioning-hook/injected-thing-name.json")
-        }
-        "wrong-claim-certificate.json" => {
-            include_str!("../../../events/provisioning-hook/wrong-claim-certificate.json")
-        }
-        other => panic!("no event {other}"),
-    };
-    serde_json::from_str(text).unwrap()
+    fleetwire::testing::event("provisioning-hook", name)
 }
 
 #[derive(Deserialize)]
@@ -61,7 +31,7 @@ fn config() -> HookConfig {
 }
 
 fn fixture() -> InMemoryRegistry {
-    let entries: Vec<RegistryEntry> = serde_json::from_str(REGISTRY).unwrap();
+    let entries: Vec<RegistryEntry> = serde_json::from_value(event("registry.json")).unwrap();
     InMemoryRegistry::with_entries(entries)
 }
 
@@ -77,7 +47,7 @@ fn with_certificate(mut request: Value, certificate_id: &str) -> Value {
 #[tokio::test]
 async fn every_sample_event_gets_its_expected_answer_in_order() {
     let hook = hook(fixture());
-    let expected: Vec<Expected> = serde_json::from_str(EXPECTED).unwrap();
+    let expected: Vec<Expected> = serde_json::from_value(event("expected.json")).unwrap();
     assert!(expected.len() >= 10);
     for case in expected {
         let answer = hook.handle(&event(&case.event)).await;

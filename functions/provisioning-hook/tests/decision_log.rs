@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleetwire::registry::RegistryEntry;
+use fleetwire::domain::registry::RegistryEntry;
 use fleetwire::testing::InMemoryRegistry;
 use lambda_runtime::tracing::subscriber;
 use provisioning_hook::{HookConfig, ProvisioningHook};
@@ -37,8 +37,9 @@ async fn one_log_line_per_decision_with_serial_reason_and_never_the_pem() {
         .finish();
     let _guard = tracing::subscriber::set_default(collector);
 
-    let entries: Vec<RegistryEntry> = serde_json::from_str(include_str!(
-        "../../../events/provisioning-hook/registry.json"
+    let entries: Vec<RegistryEntry> = serde_json::from_value(fleetwire::testing::event(
+        "provisioning-hook",
+        "registry.json",
     ))
     .unwrap();
     let config = HookConfig {
@@ -48,14 +49,8 @@ async fn one_log_line_per_decision_with_serial_reason_and_never_the_pem() {
         lock_after: 5,
     };
     let hook = ProvisioningHook::new(InMemoryRegistry::with_entries(entries), config);
-    let allowed: Value = serde_json::from_str(include_str!(
-        "../../../events/provisioning-hook/allowed.json"
-    ))
-    .unwrap();
-    let revoked: Value = serde_json::from_str(include_str!(
-        "../../../events/provisioning-hook/revoked.json"
-    ))
-    .unwrap();
+    let allowed: Value = fleetwire::testing::event("provisioning-hook", "allowed.json");
+    let revoked: Value = fleetwire::testing::event("provisioning-hook", "revoked.json");
     hook.handle(&allowed).await;
     hook.handle(&revoked).await;
 

@@ -2,26 +2,20 @@
 //! `cargo lambda watch` answering every file of `events/provisioning-hook/` as expected.
 //! Run by `scripts/test` after `scripts/stack up`; without the stack they fail saying so.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fleetwire::adapters::DynamoRegistry;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::registry::{Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial};
+use fleetwire::domain::registry::{Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::testing::{START_HINT, run_id, stack_var as var};
 use provisioning_hook::{HookConfig, HookResponse, ProvisioningHook};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn event(name: &str) -> Value {
-    let path = root().join("events/provisioning-hook").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    fleetwire::testing::event("provisioning-hook", name)
 }
 
 async fn registry() -> DynamoRegistry {
@@ -176,10 +170,7 @@ async fn load_fixture_registry() {
     let config = load_sdk_config(&SdkSettings::default()).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = var("REGISTRY_TABLE");
-    let entries: Vec<RegistryEntry> = serde_json::from_str(
-        &std::fs::read_to_string(root().join("events/provisioning-hook/registry.json")).unwrap(),
-    )
-    .unwrap();
+    let entries: Vec<RegistryEntry> = serde_json::from_value(event("registry.json")).unwrap();
     let registry = DynamoRegistry::new(client.clone(), &table);
     for entry in entries {
         client
@@ -196,21 +187,17 @@ async fn load_fixture_registry() {
     }
 }
 
-/// Invokes the function under `cargo lambda watch` with the sample event in `event_file`.
-fn invoke_under_watch(event_file: &Path) -> Value {
-    let event: Value = serde_json::from_slice(&std::fs::read(event_file).unwrap()).unwrap();
-    fleetwire::testing::invoke_under_watch("provisioning-hook", &event)
+/// Invokes the function under `cargo lambda watch` with the sample event `name`.
+fn invoke_under_watch(name: &str) -> Value {
+    fleetwire::testing::invoke_under_watch("provisioning-hook", &event(name))
 }
 
 #[tokio::test]
 async fn binary_under_cargo_lambda_watch_answers_every_sample_event_as_expected() {
     load_fixture_registry().await;
-    let expected: Vec<Expected> = serde_json::from_str(
-        &std::fs::read_to_string(root().join("events/provisioning-hook/expected.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: Vec<Expected> = serde_json::from_value(event("expected.json")).unwrap();
     for case in expected {
-        let answer = invoke_under_watch(&root().join("events/provisioning-hook").join(&case.event));
+        let answer = invoke_under_watch(&case.event);
         let answer: HookResponse =
             serde_json::from_value(answer.clone()).unwrap_or_else(|e| panic!("{e}: {answer}"));
         assert_eq!(answer, case.response, "{}: {}", case.event, case.why);

@@ -10,24 +10,26 @@
 //! lost to a crash. A record that cannot be decoded goes to the dead-letter queue and is
 //! not reported as failed: it would fail forever.
 
+pub mod config;
 pub mod input;
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
-use fleetwire::device_state::DeviceStateStore;
-use fleetwire::error::StoreError;
-use fleetwire::processing::{
+use fleetwire::domain::dead_letter::{DeadLetter, DeadLetterSink};
+use fleetwire::domain::device_state::DeviceStateStore;
+use fleetwire::domain::processing::{
     AlertSink, Anomaly, AnomalyRules, CommitOutcome, HourCommit, HourlySummary, ProcessingStore,
     assess, data_quality, hour_key,
 };
-use fleetwire::telemetry::{DeviceId, EnrichedRecord};
+use fleetwire::domain::telemetry::{DeviceId, EnrichedRecord};
+use fleetwire::runtime::error::StoreError;
 use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use input::InputRecord;
+pub use config::ProcessorConfig;
+pub use input::{InputRecord, Source, from_event};
 
 pub const SOURCE: &str = "stream-processor";
 /// Readings per atomic commit: DynamoDB transactions take 100 items, two of which are
@@ -203,7 +205,7 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
         device: &DeviceId,
         hour: &str,
         mut run: DeviceRecords,
-        stored: &mut fleetwire::processing::StoredStats,
+        stored: &mut fleetwire::domain::processing::StoredStats,
     ) -> Result<(usize, usize, usize), StoreError> {
         // Newer-wins and idempotent: done before the commit, so that a retry whose records
         // all turn out to be duplicates still leaves the newest reading in the state.
@@ -239,7 +241,7 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
             };
             match self.store.commit(&commit).await? {
                 CommitOutcome::Committed => {
-                    *stored = fleetwire::processing::StoredStats {
+                    *stored = fleetwire::domain::processing::StoredStats {
                         stats,
                         version: stored.version + 1,
                     };
@@ -314,6 +316,58 @@ fn undecodable(record: &InputRecord, problem: &str) -> DeadLetter {
         payload,
         payload_base64,
     }
+}
+
+/// Why an invocation failed as a whole, so Lambda retries the batch.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Neither a Kinesis nor an MSK event: nothing of it can be processed.
+    #[error("{0}")]
+    Event(String),
+    /// An undecodable record could not be dead-lettered.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Some partitions of a Kafka batch failed. The MSK mapping here retries whole batches,
+    /// so the whole batch comes again; what was applied is skipped as duplicates.
+    #[error("{0} partitions failed; the batch is retried")]
+    KafkaPartitions(usize),
+}
+
+impl From<HandleError> for lambda_runtime::Diagnostic {
+    fn from(error: HandleError) -> Self {
+        let error_type = match error {
+            HandleError::Event(_) => "InvalidEvent",
+            HandleError::Store(_) => "DeadLetterUnavailable",
+            HandleError::KafkaPartitions(_) => "KafkaBatchRetried",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Handles one event of either mapping: a partial batch response for Kinesis, whose
+/// mapping retries from the first failed record; the whole batch failed for Kafka when
+/// any partition failed.
+pub async fn handle<P, A, D, S>(
+    processor: &Processor<P, A, D, S>,
+    event: &serde_json::Value,
+) -> Result<BatchResponse, HandleError>
+where
+    P: ProcessingStore,
+    A: AlertSink,
+    D: DeadLetterSink,
+    S: DeviceStateStore,
+{
+    let (source, records) = from_event(event).map_err(HandleError::Event)?;
+    let (response, _) = processor.process(&records).await?;
+    if source == Source::Kafka && !response.batch_item_failures.is_empty() {
+        return Err(HandleError::KafkaPartitions(
+            response.batch_item_failures.len(),
+        ));
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

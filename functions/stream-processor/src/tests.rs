@@ -1,6 +1,6 @@
 //! The processor with in-memory stores.
 
-use fleetwire::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::domain::telemetry::{TelemetryRecord, TimestampLimits};
 use fleetwire::testing::{
     Behaviour, InMemoryDeviceState, InMemoryProcessing, RecordingAlerts, RecordingDeadLetters,
 };
@@ -190,7 +190,7 @@ async fn each_anomaly_is_published_once() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         (sent[0].metric, sent[0].value),
-        (fleetwire::processing::Metric::Temperature, 90.0)
+        (fleetwire::domain::processing::Metric::Temperature, 90.0)
     );
     assert_eq!(
         p.store
@@ -324,10 +324,7 @@ async fn readings_of_two_hours_go_to_two_summaries() {
 }
 
 fn sample(name: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events/stream-processor")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fleetwire::testing::event("stream-processor", name)
 }
 
 #[tokio::test]
@@ -356,6 +353,53 @@ async fn sample_kafka_batch_is_processed_like_kinesis() {
     assert_eq!(source, input::Source::Kafka);
     let (_, summary) = p.process(&records).await.unwrap();
     assert_eq!(summary.applied, 3);
+}
+
+fn failing_store() -> TestProcessor {
+    let p = processor();
+    p.store
+        .set_behaviour(Behaviour::Failing(StoreError::Throttled {
+            call: "DynamoDB".into(),
+            message: "slow".into(),
+        }));
+    p
+}
+
+#[tokio::test]
+async fn a_kinesis_batch_that_partly_fails_answers_which_records_to_retry() {
+    let response = handle(&failing_store(), &sample("kinesis-batch.json"))
+        .await
+        .unwrap();
+    assert!(!response.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn a_kafka_batch_that_partly_fails_fails_whole_so_it_comes_again() {
+    let err = handle(&failing_store(), &sample("kafka-batch.json"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, HandleError::KafkaPartitions(n) if n > 0),
+        "{err}"
+    );
+    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "KafkaBatchRetried");
+}
+
+#[tokio::test]
+async fn a_kafka_batch_that_succeeds_answers_no_failures() {
+    let response = handle(&processor(), &sample("kafka-batch.json"))
+        .await
+        .unwrap();
+    assert_eq!(response, BatchResponse::default());
+}
+
+#[tokio::test]
+async fn an_event_of_neither_mapping_fails_the_invocation() {
+    let err = handle(&processor(), &serde_json::json!({"hello": "world"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::Event(_)), "{err}");
 }
 
 #[tokio::test]
@@ -402,7 +446,7 @@ impl ProcessingStore for OverlapCounting {
     async fn load_stats(
         &self,
         device: &DeviceId,
-    ) -> Result<fleetwire::processing::StoredStats, StoreError> {
+    ) -> Result<fleetwire::domain::processing::StoredStats, StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(now, SeqCst);

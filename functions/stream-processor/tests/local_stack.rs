@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetwire::adapters::{DynamoDeviceState, DynamoProcessing, SnsAlerts, SqsDeadLetters};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::device_state::DeviceStateStore;
-use fleetwire::processing::{AnomalyRules, DeviceLedger, ProcessingStore, hour_key};
-use fleetwire::retry::RetryPolicy;
-use fleetwire::telemetry::{DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits};
+use fleetwire::domain::device_state::DeviceStateStore;
+use fleetwire::domain::processing::{AnomalyRules, DeviceLedger, ProcessingStore, hour_key};
+use fleetwire::domain::telemetry::{DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::retry::RetryPolicy;
 use fleetwire::testing::{START_HINT, stack_var as var};
 use serde_json::json;
 use stream_processor::{InputRecord, Processor};

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use fleetwire::dead_letter::caller;
-use telemetry_ingest::Sender;
+use fleetwire::domain::dead_letter::caller;
+use fleetwire::ingest::Sender;
 
 /// Why a request may not write at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,11 +1,11 @@
 //! The HTTPS entry point's settings, read once at init (the ingest core's are
-//! [`telemetry_ingest::IngestConfig`]'s).
+//! [`fleetwire::ingest::IngestConfig`]'s).
 
 use std::time::Duration;
 
-use fleetwire::config::{ConfigError, Env};
-use fleetwire::idempotency::IdempotencySettings;
-use fleetwire::rate_limit::RateLimit;
+use fleetwire::domain::idempotency::IdempotencySettings;
+use fleetwire::domain::rate_limit::RateLimit;
+use fleetwire::runtime::config::{ConfigError, Env};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {

@@ -1,6 +1,6 @@
 //! telemetry-http: `POST /v1/telemetry` over HTTPS, for gateways, partner back ends and
 //! test rigs that do not speak MQTT. The same ingest core as the IoT rule's
-//! (`telemetry_ingest::Ingest`): the same validation, anti-spoofing, enrichment, stream and
+//! (`fleetwire::ingest::Ingest`): the same validation, anti-spoofing, enrichment, stream and
 //! dead-letter queue. What HTTP adds is an answer per record, a status that never says
 //! 2xx for a record that was not stored, and idempotent retries (`Idempotency-Key`).
 //!
@@ -23,15 +23,15 @@ use aws_lambda_events::encodings::Body as ResponseBody;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use fleetwire::dead_letter::DeadLetterSink;
-use fleetwire::idempotency::{
+use fleetwire::domain::dead_letter::DeadLetterSink;
+use fleetwire::domain::idempotency::{
     Claim, IdempotencyKey, IdempotencyStore, StoredResponse, fingerprint,
 };
-use fleetwire::rate_limit::{Admission, CallerRateLimiter, RateCounter};
-use fleetwire::stream::StreamSink;
+use fleetwire::domain::rate_limit::{Admission, CallerRateLimiter, RateCounter};
+use fleetwire::ingest::envelope::Envelope;
+use fleetwire::ingest::stream::StreamSink;
+use fleetwire::ingest::{Ingest, Outcome, RecordStatus, SinkFailures};
 use serde_json::{Value, json};
-use telemetry_ingest::envelope::Envelope;
-use telemetry_ingest::{Ingest, Outcome, RecordStatus, SinkFailures};
 use time::OffsetDateTime;
 
 pub use config::{HttpConfig, HttpSettings};

@@ -7,13 +7,13 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use fleetwire::adapters::{DynamoIdempotency, DynamoRateCounter, SqsDeadLetters};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::Env;
-use fleetwire::rate_limit::CallerRateLimiter;
+use fleetwire::domain::rate_limit::CallerRateLimiter;
+use fleetwire::ingest::sink::{ConfiguredSink, InitError, connect};
+use fleetwire::ingest::{Ingest, IngestConfig};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::config::Env;
 use lambda_runtime::{LambdaEvent, service_fn};
 use telemetry_http::{HttpConfig, HttpIngest};
-use telemetry_ingest::sink::{ConfiguredSink, InitError, connect};
-use telemetry_ingest::{Ingest, IngestConfig};
 use time::OffsetDateTime;
 
 type Entry = HttpIngest<ConfiguredSink, SqsDeadLetters, DynamoIdempotency, DynamoRateCounter>;
@@ -51,8 +51,8 @@ async fn handler(
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::logging::init();
-    let entry = fleetwire::init::or_report(init().await).await?;
+    fleetwire::runtime::logging::init();
+    let entry = fleetwire::runtime::init::or_report(init().await).await?;
     let entry = &entry;
     lambda_runtime::run(service_fn(move |event| handler(entry, event))).await
 }

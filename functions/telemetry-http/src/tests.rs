@@ -1,15 +1,15 @@
 //! The HTTP mapping over the ingest core, with in-memory stream, dead-letter queue and
 //! idempotency table, on the API Gateway events in `events/telemetry-http`.
 
-use fleetwire::error::StoreError;
-use fleetwire::rate_limit::RateLimit;
-use fleetwire::retry::RetryPolicy;
-use fleetwire::telemetry::TimestampLimits;
+use fleetwire::domain::rate_limit::RateLimit;
+use fleetwire::domain::telemetry::TimestampLimits;
+use fleetwire::ingest::IngestConfig;
+use fleetwire::ingest::config::Backend;
+use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::retry::RetryPolicy;
 use fleetwire::testing::{
     Behaviour, InMemoryIdempotency, InMemoryRateCounter, RecordingDeadLetters, RecordingStream,
 };
-use telemetry_ingest::IngestConfig;
-use telemetry_ingest::config::Backend;
 use time::macros::datetime;
 
 use super::*;
@@ -21,13 +21,8 @@ type Entry =
     HttpIngest<RecordingStream, RecordingDeadLetters, InMemoryIdempotency, InMemoryRateCounter>;
 
 fn event(name: &str) -> ApiGatewayV2httpRequest {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events/telemetry-http")
-        .join(name);
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_json::from_value(fleetwire::testing::event("telemetry-http", name))
+        .unwrap_or_else(|e| panic!("events/telemetry-http/{name}: {e}"))
 }
 
 fn entry() -> Entry {

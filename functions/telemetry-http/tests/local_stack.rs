@@ -62,10 +62,7 @@ async fn token(claims: Value) -> String {
 /// The function built under `cargo lambda watch` before the runner's API calls it: its
 /// first invoke includes the build, which can outlast the runner's invoke timeout.
 fn built_under_watch() {
-    let event: Value = serde_json::from_str(include_str!(
-        "../../../events/telemetry-http/no-authorizer.json"
-    ))
-    .unwrap();
+    let event: Value = fleetwire::testing::event("telemetry-http", "no-authorizer.json");
     assert_eq!(
         invoke_under_watch("telemetry-http", &event)["statusCode"],
         401
@@ -84,7 +81,9 @@ fn reading(device: &str, seq: i64) -> Value {
 
 /// Every record in the stream whose device id starts with `prefix`.
 async fn in_stream(prefix: &str) -> Vec<Value> {
-    let sdk = fleetwire::aws::load_sdk_config(&fleetwire::aws::SdkSettings::default()).await;
+    let sdk =
+        fleetwire::runtime::aws::load_sdk_config(&fleetwire::runtime::aws::SdkSettings::default())
+            .await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
     fleetwire::testing::read_stream_devices(&client, &var("TELEMETRY_STREAM"), prefix).await
 }
@@ -317,10 +316,7 @@ async fn the_function_url_under_watch_has_no_authorizer_and_refuses_to_write() {
 #[tokio::test]
 async fn an_iam_signed_back_end_writes_for_any_device() {
     let run = format!("http-{}", run_id());
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../../events/telemetry-http/backend-iam.json"
-    ))
-    .unwrap();
+    let mut event: Value = fleetwire::testing::event("telemetry-http", "backend-iam.json");
     let devices = [format!("{run}-x"), format!("{run}-y")];
     event["body"] = json!({"records": [reading(&devices[0], 1), reading(&devices[1], 2)]})
         .to_string()

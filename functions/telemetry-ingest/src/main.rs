@@ -6,32 +6,29 @@
 #![recursion_limit = "256"]
 
 use fleetwire::adapters::SqsDeadLetters;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::Env;
+use fleetwire::ingest::Ingest;
+use fleetwire::ingest::sink::{ConfiguredSink, InitError, connect};
+use fleetwire::runtime::aws::load_sdk_config;
+use fleetwire::runtime::config::Env;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use telemetry_ingest::sink::{ConfiguredSink, InitError, connect};
-use telemetry_ingest::{Ingest, IngestConfig, IngestError, IngestSummary};
+use telemetry_ingest::{TelemetryIngestConfig, handle};
 use time::OffsetDateTime;
 
 async fn init() -> Result<Ingest<ConfiguredSink, SqsDeadLetters>, InitError> {
-    let env = Env::process();
-    let config = IngestConfig::from_env(&env)?;
-    let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
-    let (sink, dead_letters) = connect(&config, &sdk).await?;
-    Ok(Ingest::new(sink, dead_letters, &config))
+    let config = TelemetryIngestConfig::from_env(&Env::process())?;
+    let sdk = load_sdk_config(&config.sdk).await;
+    let (sink, dead_letters) = connect(&config.ingest, &sdk).await?;
+    Ok(Ingest::new(sink, dead_letters, &config.ingest))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::logging::init();
-    let ingest = fleetwire::init::or_report(init().await).await?;
+    fleetwire::runtime::logging::init();
+    let ingest = fleetwire::runtime::init::or_report(init().await).await?;
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let summary: Result<IngestSummary, IngestError> = ingest
-            .handle(&event.payload, OffsetDateTime::now_utc())
-            .await;
-        summary
+        handle(ingest, &event.payload, OffsetDateTime::now_utc()).await
     }))
     .await
 }

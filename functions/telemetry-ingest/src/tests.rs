@@ -3,26 +3,23 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fleetwire::retry::RetryPolicy;
-use fleetwire::testing::{Behaviour, RecordingDeadLetters, RecordingStream};
+use fleetwire::runtime::retry::RetryPolicy;
+use fleetwire::testing::{Behaviour, RecordingDeadLetters, RecordingStream, event as sample};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
-use crate::config::Backend;
+use fleetwire::domain::telemetry::TimestampLimits;
+use fleetwire::ingest::config::Backend;
+use fleetwire::ingest::{Ingest, IngestConfig};
+use fleetwire::runtime::error::StoreError;
 
 /// The sample events were received at 08:00:00; they are judged 30 s later.
 const NOW: OffsetDateTime = datetime!(2026-11-25 08:00:30 UTC);
 
 fn event(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events/telemetry-ingest")
-        .join(name);
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    sample("telemetry-ingest", name)
 }
 
 fn config() -> IngestConfig {
@@ -54,18 +51,15 @@ struct Expected {
 
 #[tokio::test]
 async fn every_sample_event_is_accepted_or_rejected_as_expected() {
-    let expected: Vec<Expected> = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../events/telemetry-ingest/expected.json"
-        ))
-        .unwrap(),
-    )
+    let expected: Vec<Expected> = serde_json::from_str(&fleetwire::testing::events::event_text(
+        "telemetry-ingest",
+        "expected.json",
+    ))
     .unwrap();
     assert!(expected.len() >= 15);
     for case in expected {
         let ingest = ingest();
-        let summary = ingest.handle(&event(&case.event), NOW).await.unwrap();
+        let summary = handle(&ingest, &event(&case.event), NOW).await.unwrap();
         let rejected: BTreeMap<String, usize> = summary
             .rejected
             .iter()
@@ -78,12 +72,12 @@ async fn every_sample_event_is_accepted_or_rejected_as_expected() {
             case.event
         );
         assert_eq!(
-            ingest.sink.delivered().len(),
+            ingest.sink().delivered().len(),
             case.accepted,
             "{}",
             case.event
         );
-        let letters = ingest.dead_letters.sent();
+        let letters = ingest.dead_letters().sent();
         assert_eq!(
             letters.len(),
             case.rejected.values().sum::<usize>(),
@@ -107,11 +101,10 @@ async fn every_sample_event_is_accepted_or_rejected_as_expected() {
 #[tokio::test]
 async fn accepted_record_is_enriched_and_keyed_by_device() {
     let ingest = ingest();
-    ingest
-        .handle(&event("extra-fields.json"), NOW)
+    handle(&ingest, &event("extra-fields.json"), NOW)
         .await
         .unwrap();
-    let [record] = &ingest.sink.delivered()[..] else {
+    let [record] = &ingest.sink().delivered()[..] else {
         panic!("one record")
     };
     assert_eq!(record.partition_key, "car-0001");
@@ -138,11 +131,10 @@ async fn accepted_record_is_enriched_and_keyed_by_device() {
 #[tokio::test]
 async fn spoofed_record_is_dead_lettered_with_topic_time_and_payload() {
     let ingest = ingest();
-    ingest
-        .handle(&event("spoofed-device-id.json"), NOW)
+    handle(&ingest, &event("spoofed-device-id.json"), NOW)
         .await
         .unwrap();
-    let [letter] = &ingest.dead_letters.sent()[..] else {
+    let [letter] = &ingest.dead_letters().sent()[..] else {
         panic!("one letter")
     };
     assert_eq!(letter.reason, "spoofed");
@@ -156,17 +148,16 @@ async fn spoofed_record_is_dead_lettered_with_topic_time_and_payload() {
         vec![r#"device_id: "car-0002" is not the sender, which is "car-0001""#]
     );
     assert_eq!(letter.payload["device_id"], "car-0002");
-    assert!(ingest.sink.delivered().is_empty());
+    assert!(ingest.sink().delivered().is_empty());
 }
 
 #[tokio::test]
 async fn not_json_payload_is_kept_as_base64() {
     let ingest = ingest();
-    ingest
-        .handle(&event("malformed-json.json"), NOW)
+    handle(&ingest, &event("malformed-json.json"), NOW)
         .await
         .unwrap();
-    let [letter] = &ingest.dead_letters.sent()[..] else {
+    let [letter] = &ingest.dead_letters().sent()[..] else {
         panic!("one letter")
     };
     assert_eq!(letter.reason, "malformed_json");
@@ -182,8 +173,8 @@ async fn every_field_error_of_a_record_is_in_its_letter() {
     let ingest = ingest();
     let bad = json!({"device_id": "car-0001", "timestamp": "soon", "temperature": 500, "humidity": "wet",
         "thing_name": "car-0001", "received_at": 1795593600000_i64});
-    ingest.handle(&bad, NOW).await.unwrap();
-    let letter = &ingest.dead_letters.sent()[0];
+    handle(&ingest, &bad, NOW).await.unwrap();
+    let letter = &ingest.dead_letters().sent()[0];
     let fields: Vec<&str> = letter
         .errors
         .iter()
@@ -204,13 +195,12 @@ async fn batch_over_the_maximum_is_rejected_whole() {
         RecordingDeadLetters::default(),
         &config,
     );
-    let summary = ingest
-        .handle(&event("valid-batch.json"), NOW)
+    let summary = handle(&ingest, &event("valid-batch.json"), NOW)
         .await
         .unwrap();
     assert_eq!(summary.accepted, 0);
     assert_eq!(summary.rejected, BTreeMap::from([("batch_too_large", 5)]));
-    assert!(ingest.dead_letters.sent()[0].errors[0].contains("at most 3"));
+    assert!(ingest.dead_letters().sent()[0].errors[0].contains("at most 3"));
 }
 
 #[tokio::test]
@@ -218,7 +208,7 @@ async fn event_without_thing_name_cannot_be_attributed_and_is_rejected() {
     let ingest = ingest();
     let mut reading = event("valid-reading.json");
     reading.as_object_mut().unwrap().remove("thing_name");
-    let summary = ingest.handle(&reading, NOW).await.unwrap();
+    let summary = handle(&ingest, &reading, NOW).await.unwrap();
     assert_eq!(
         summary.rejected,
         BTreeMap::from([("missing_thing_name", 1)])
@@ -228,9 +218,8 @@ async fn event_without_thing_name_cannot_be_attributed_and_is_rejected() {
 #[tokio::test]
 async fn records_the_sink_never_takes_go_to_the_dead_letter_queue() {
     let ingest = ingest();
-    ingest.sink.fail_partition_key("car-0001");
-    let summary = ingest
-        .handle(&event("valid-batch.json"), NOW)
+    ingest.sink().fail_partition_key("car-0001");
+    let summary = handle(&ingest, &event("valid-batch.json"), NOW)
         .await
         .unwrap();
     assert_eq!(summary.accepted, 0);
@@ -240,7 +229,7 @@ async fn records_the_sink_never_takes_go_to_the_dead_letter_queue() {
         BTreeMap::from([("ProvisionedThroughputExceededException".to_string(), 5)]),
         "the stream's own error code is counted, not only kept in the letters"
     );
-    let letters = ingest.dead_letters.sent();
+    let letters = ingest.dead_letters().sent();
     assert_eq!(letters.len(), 5);
     assert!(letters[0].errors[0].starts_with("ProvisionedThroughputExceededException"));
     assert_eq!(
@@ -254,13 +243,12 @@ async fn records_the_sink_never_takes_go_to_the_dead_letter_queue() {
 async fn dead_letter_queue_failure_fails_the_invocation() {
     let ingest = ingest();
     ingest
-        .dead_letters
+        .dead_letters()
         .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
             call: "SQS.SendMessageBatch".into(),
             message: "down".into(),
         }));
-    let err = ingest
-        .handle(&event("spoofed-device-id.json"), NOW)
+    let err = handle(&ingest, &event("spoofed-device-id.json"), NOW)
         .await
         .unwrap_err();
     assert!(
@@ -275,13 +263,12 @@ async fn dead_letter_queue_failure_fails_the_invocation() {
 async fn all_good_input_never_touches_the_dead_letter_queue() {
     let ingest = ingest();
     ingest
-        .dead_letters
+        .dead_letters()
         .set_behaviour(Behaviour::Failing(StoreError::Unavailable {
             call: "x".into(),
             message: "y".into(),
         }));
-    let summary = ingest
-        .handle(&event("valid-batch.json"), NOW)
+    let summary = handle(&ingest, &event("valid-batch.json"), NOW)
         .await
         .unwrap();
     assert_eq!((summary.accepted, summary.dead_lettered), (5, 0));
@@ -290,16 +277,18 @@ async fn all_good_input_never_touches_the_dead_letter_queue() {
 #[tokio::test]
 async fn same_reading_twice_has_the_same_record_id() {
     let ingest = ingest();
-    ingest
-        .handle(&event("valid-reading.json"), NOW)
+    handle(&ingest, &event("valid-reading.json"), NOW)
         .await
         .unwrap();
-    ingest
-        .handle(&event("valid-reading.json"), NOW + Duration::from_secs(60))
-        .await
-        .unwrap();
+    handle(
+        &ingest,
+        &event("valid-reading.json"),
+        NOW + Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let ids: Vec<Value> = ingest
-        .sink
+        .sink()
         .delivered()
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.data).unwrap()["record_id"].clone())

@@ -11,15 +11,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleetwire::adapters::{KinesisSink, SqsDeadLetters};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
-use fleetwire::retry::RetryPolicy;
-use fleetwire::stream::StreamSink;
-use fleetwire::telemetry::TimestampLimits;
+use fleetwire::domain::dead_letter::{DeadLetter, DeadLetterSink};
+use fleetwire::domain::telemetry::TimestampLimits;
+use fleetwire::ingest::config::Backend;
+use fleetwire::ingest::stream::StreamSink;
+use fleetwire::ingest::{Ingest, IngestConfig};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::retry::RetryPolicy;
 use fleetwire::testing::{START_HINT, read_stream_devices, run_id, stack_var as var};
 use serde_json::{Value, json};
-use telemetry_ingest::config::Backend;
-use telemetry_ingest::{Ingest, IngestConfig};
 use time::OffsetDateTime;
 
 fn config() -> IngestConfig {
@@ -72,8 +72,7 @@ async fn send_ten_thousand<S: StreamSink, D: DeadLetterSink>(
                 })
                 .collect();
             let event = json!({"records": records, "thing_name": thing, "received_at": now.unix_timestamp() * 1000});
-            let summary = ingest
-                .handle(&event, now)
+            let summary = telemetry_ingest::handle(ingest, &event, now)
                 .await
                 .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"));
             assert_eq!(summary.dead_lettered, 0, "{summary:?}");
@@ -177,8 +176,7 @@ async fn rejects_are_in_the_dead_letter_queue_with_their_reasons() {
         ],
         "thing_name": thing, "received_at": ms
     });
-    let summary = ingest
-        .handle(&event, now)
+    let summary = telemetry_ingest::handle(&ingest, &event, now)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{START_HINT}"));
     assert_eq!((summary.accepted, summary.dead_lettered), (1, 2));

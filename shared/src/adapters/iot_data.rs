@@ -3,8 +3,8 @@
 use aws_sdk_iotdataplane::Client;
 use aws_sdk_iotdataplane::primitives::Blob;
 
-use crate::error::StoreError;
-use crate::ota::DeviceChannel;
+use crate::domain::ota::DeviceChannel;
+use crate::runtime::error::StoreError;
 
 #[derive(Debug, Clone)]
 pub struct IotDataChannel {

@@ -15,9 +15,9 @@ use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandl
 use rskafka::client::{ClientBuilder, OauthBearerCredentials, SaslConfig};
 use rskafka::record::Record;
 
-use crate::error::StoreError;
-use crate::retry::RetryPolicy;
-use crate::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
+use crate::ingest::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
+use crate::runtime::error::StoreError;
+use crate::runtime::retry::RetryPolicy;
 
 /// Bytes of records per produce request, under the brokers' default 1 MB `message.max.bytes`.
 pub const MAX_BYTES_PER_PRODUCE: usize = 900 * 1024;

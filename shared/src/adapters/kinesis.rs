@@ -9,9 +9,9 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
-use crate::error::StoreError;
-use crate::retry::RetryPolicy;
-use crate::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
+use crate::ingest::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
+use crate::runtime::error::StoreError;
+use crate::runtime::retry::RetryPolicy;
 
 pub const MAX_RECORDS_PER_CALL: usize = 500;
 pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;

@@ -5,8 +5,8 @@
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use crate::error::StoreError;
-use crate::processing::{AlertSink, Anomaly};
+use crate::domain::processing::{AlertSink, Anomaly};
+use crate::runtime::error::StoreError;
 
 #[derive(Debug, Clone)]
 pub struct SnsAlerts {
@@ -90,8 +90,8 @@ impl AlertSink for SnsAlerts {
     }
 }
 
-impl crate::ota::OtaAlerts for SnsAlerts {
-    async fn alert(&self, alert: &crate::ota::OtaAlert) -> Result<(), StoreError> {
+impl crate::domain::ota::OtaAlerts for SnsAlerts {
+    async fn alert(&self, alert: &crate::domain::ota::OtaAlert) -> Result<(), StoreError> {
         const CALL: &str = "SNS.Publish";
         let rejected = |e: &dyn std::fmt::Display| StoreError::Rejected {
             call: CALL.into(),

@@ -10,9 +10,9 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::dead_letter::{DeadLetter, DeadLetterSink};
-use crate::error::StoreError;
-use crate::retry::RetryPolicy;
+use crate::domain::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::runtime::error::StoreError;
+use crate::runtime::retry::RetryPolicy;
 
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// SQS's long-standing message (and batch) size limit; queues may allow up to 1 MiB.

@@ -493,7 +493,7 @@ async fn update_firmware(
     let image = download(shared, url).await;
     let verified = image.as_ref().is_ok_and(|image| {
         image.len() as u64 == answer["size"].as_u64().unwrap_or(u64::MAX)
-            && fleetwire::ota::image::ImageDigest::of_bytes(image).sha256_hex()
+            && fleetwire::domain::ota::image::ImageDigest::of_bytes(image).sha256_hex()
                 == answer["sha256"].as_str().unwrap_or_default()
             && fleet
                 .verifier

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::ota::{OtaLedger, RolloutStatus};
+use fleetwire::domain::ota::{OtaLedger, RolloutStatus};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, watch};

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use fleetwire::adapters::{DynamoOta, DynamoRegistry};
+use fleetwire::adapters::{DynamoOta, DynamoOtaAdmin, DynamoRegistry};
 use fleetwire::cloudfront::{KeyAlgorithm, generate_key};
-use fleetwire::ota::image::{ImageDigest, ImageSigner, ImageVerifier};
-use fleetwire::ota::{Release, Rollout};
-use fleetwire::registry::{RegistryEntry, Serial};
-use fleetwire::retry::RetryPolicy;
+use fleetwire::domain::ota::image::{ImageDigest, ImageSigner, ImageVerifier};
+use fleetwire::domain::ota::{Release, Rollout};
+use fleetwire::domain::registry::{RegistryEntry, Serial};
+use fleetwire::runtime::retry::RetryPolicy;
 
 /// The resources of the local stack (`.local/run/stack.env`).
 #[derive(Debug, Clone)]
@@ -215,12 +215,12 @@ pub async fn prepare(
             .force_path_style(true)
             .build(),
     );
-    let ota = DynamoOta::new(
+    let ota = DynamoOtaAdmin::new(DynamoOta::new(
         dynamodb,
         &names.firmware_table,
         &names.rollouts_table,
         &names.history_table,
-    );
+    ));
     // The rigged rollout pauses after two failures, or after one in a fleet too small to
     // have two devices of the failing model on the allowlist.
     let failing_listed = fleet

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_types::SdkConfig;
-use fleetwire::adapters::{DynamoOta, DynamoRegistry};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::Env;
+use fleetwire::adapters::{DynamoOta, DynamoOtaAdmin, DynamoRegistry};
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::config::Env;
 
 use crate::Failure;
 
@@ -144,13 +144,13 @@ impl Aws {
         DynamoRegistry::new(self.dynamodb(), deployment.registry_table())
     }
 
-    pub fn ota(&self, deployment: &Deployment) -> DynamoOta {
-        DynamoOta::new(
+    pub fn ota(&self, deployment: &Deployment) -> DynamoOtaAdmin {
+        DynamoOtaAdmin::new(DynamoOta::new(
             self.dynamodb(),
             deployment.firmware_table(),
             deployment.rollouts_table(),
             deployment.ota_history_table(),
-        )
+        ))
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {

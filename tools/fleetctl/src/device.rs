@@ -2,11 +2,11 @@
 //! happened to device X?": its Registry row, its State (online, last seen, firmware), its
 //! latest hourly summaries and its OTA history.
 
-use fleetwire::adapters::item::attribute_to_json;
-use fleetwire::adapters::{DynamoOta, DynamoRegistry};
-use fleetwire::error::StoreError;
-use fleetwire::processing::HourlySummary;
-use fleetwire::registry::{Registry, RegistryEntry, Serial};
+use fleetwire::adapters::dynamodb::item::attribute_to_json;
+use fleetwire::adapters::{DynamoOtaAdmin, DynamoRegistry};
+use fleetwire::domain::processing::HourlySummary;
+use fleetwire::domain::registry::{Registry, RegistryEntry, Serial};
+use fleetwire::runtime::error::StoreError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -22,7 +22,7 @@ pub const SUMMARY_HOURS: i32 = 24;
 /// The tables `device show` reads.
 pub struct DeviceTables<'a> {
     pub registry: &'a DynamoRegistry,
-    pub ota: &'a DynamoOta,
+    pub ota: &'a DynamoOtaAdmin,
     pub dynamodb: &'a aws_sdk_dynamodb::Client,
     pub state_table: &'a str,
     pub summaries_table: &'a str,

@@ -3,7 +3,7 @@
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use fleetwire::error::StoreError;
+use fleetwire::runtime::error::StoreError;
 
 /// A command's stdout, and whether it found a problem (exit 1) although it ran.
 #[derive(Debug, Clone, PartialEq, Eq)]

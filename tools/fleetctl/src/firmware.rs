@@ -10,10 +10,10 @@ use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use fleetwire::adapters::DynamoOta;
-use fleetwire::adapters::ota_admin::PublishOutcome;
-use fleetwire::ota::image::{ImageDigest, ImageSigner};
-use fleetwire::ota::{Release, Version};
+use fleetwire::adapters::DynamoOtaAdmin;
+use fleetwire::adapters::dynamodb::ota_admin::PublishOutcome;
+use fleetwire::domain::ota::image::{ImageDigest, ImageSigner};
+use fleetwire::domain::ota::{Release, Version};
 use serde::Serialize;
 
 use crate::error::sdk_failure;
@@ -63,7 +63,7 @@ struct Published<'a> {
 }
 
 pub async fn publish(
-    ota: &DynamoOta,
+    ota: &DynamoOtaAdmin,
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     request: &Publish<'_>,
@@ -261,7 +261,11 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
     bar
 }
 
-pub async fn list(ota: &DynamoOta, model: Option<&str>, json: bool) -> Result<Answer, Failure> {
+pub async fn list(
+    ota: &DynamoOtaAdmin,
+    model: Option<&str>,
+    json: bool,
+) -> Result<Answer, Failure> {
     let releases = ota.list_releases(model).await?;
     if json {
         return Ok(Answer::ok(output::json(&releases)?));

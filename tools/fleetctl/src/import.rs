@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use fleetwire::adapters::DynamoRegistry;
-use fleetwire::device_state::WriteOutcome;
-use fleetwire::registry::{RegistryEntry, RegistryStatus, Serial};
-use fleetwire::retry::RetryPolicy;
+use fleetwire::domain::device_state::WriteOutcome;
+use fleetwire::domain::registry::{RegistryEntry, RegistryStatus, Serial};
+use fleetwire::runtime::retry::RetryPolicy;
 use serde::Serialize;
 
 use crate::Failure;
@@ -355,7 +355,7 @@ pub async fn run(
     let progress = progress_bar((plan.create.len() + plan.replace.len()) as u64);
     for chunk in plan
         .create
-        .chunks(fleetwire::adapters::registry_admin::BATCH_WRITE_MAX)
+        .chunks(fleetwire::adapters::dynamodb::registry::BATCH_WRITE_MAX)
     {
         report.batch_calls += registry.batch_put(chunk, retry).await?;
         progress.inc(chunk.len() as u64);

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use fleetwire::adapters::DynamoRegistry;
-use fleetwire::adapters::registry_admin::AllowOutcome;
-use fleetwire::registry::{
+use fleetwire::adapters::dynamodb::registry::AllowOutcome;
+use fleetwire::domain::registry::{
     AddOutcome, Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial,
 };
 use serde::Serialize;

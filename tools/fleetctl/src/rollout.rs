@@ -4,9 +4,9 @@
 //! conditional write (see `fleetwire::adapters::ota_admin`), so it never overwrites a
 //! pause ota-status made meanwhile; a refused change says what the rollout's status is.
 
-use fleetwire::adapters::DynamoOta;
-use fleetwire::adapters::ota_admin::RolloutChange;
-use fleetwire::ota::{OtaLedger, Rollout, RolloutState, Version};
+use fleetwire::adapters::DynamoOtaAdmin;
+use fleetwire::adapters::dynamodb::ota_admin::RolloutChange;
+use fleetwire::domain::ota::{Rollout, RolloutState, Version};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -69,7 +69,7 @@ pub fn check_percent(percent: f64) -> Result<(), Failure> {
     }
 }
 
-pub async fn create(ota: &DynamoOta, new: &NewRollout, json: bool) -> Result<Answer, Failure> {
+pub async fn create(ota: &DynamoOtaAdmin, new: &NewRollout, json: bool) -> Result<Answer, Failure> {
     let rollout = validate(new)?;
     if ota
         .get_release(&rollout.model, &rollout.version)
@@ -112,7 +112,7 @@ pub enum Change {
 }
 
 pub async fn change(
-    ota: &DynamoOta,
+    ota: &DynamoOtaAdmin,
     rollout_id: &str,
     change: &Change,
     json: bool,
@@ -229,7 +229,7 @@ pub fn describe(state: &RolloutState) -> String {
     ])
 }
 
-pub async fn status(ota: &DynamoOta, rollout_id: &str, json: bool) -> Result<Answer, Failure> {
+pub async fn status(ota: &DynamoOtaAdmin, rollout_id: &str, json: bool) -> Result<Answer, Failure> {
     let state = fetch(ota, rollout_id).await?;
     Ok(Answer::ok(if json {
         output::json(&Status::of(&state))?
@@ -238,7 +238,11 @@ pub async fn status(ota: &DynamoOta, rollout_id: &str, json: bool) -> Result<Ans
     }))
 }
 
-pub async fn list(ota: &DynamoOta, model: Option<&str>, json: bool) -> Result<Answer, Failure> {
+pub async fn list(
+    ota: &DynamoOtaAdmin,
+    model: Option<&str>,
+    json: bool,
+) -> Result<Answer, Failure> {
     let rollouts = ota.list_rollouts(model).await?;
     if json {
         let statuses: Vec<Status> = rollouts.iter().map(Status::of).collect();
@@ -276,7 +280,7 @@ pub async fn list(ota: &DynamoOta, model: Option<&str>, json: bool) -> Result<An
     )))
 }
 
-async fn fetch(ota: &DynamoOta, rollout_id: &str) -> Result<RolloutState, Failure> {
+async fn fetch(ota: &DynamoOtaAdmin, rollout_id: &str) -> Result<RolloutState, Failure> {
     ota.rollout(rollout_id)
         .await?
         .ok_or_else(|| unknown(rollout_id))
@@ -291,7 +295,7 @@ fn unknown(rollout_id: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fleetwire::ota::RolloutStatus;
+    use fleetwire::domain::ota::RolloutStatus;
 
     fn new() -> NewRollout {
         NewRollout {

@@ -13,18 +13,19 @@ use fleetctl::cloudfront_keys::{CloudFrontKeys, SecretsManagerSigningSecret};
 use fleetctl::keys::{
     self, GroupRef, KeyDistribution, KeyGroup, PublicKey, Rotation, SigningSecret,
 };
-use fleetwire::adapters::signing_secret::load_url_signer;
-use fleetwire::adapters::{DynamoOta, DynamoRegistry};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
+use fleetwire::adapters::secrets::load_url_signer;
+use fleetwire::adapters::{DynamoOta, DynamoOtaAdmin, DynamoRegistry};
 use fleetwire::cloudfront::{
     HashAlgorithm, KeyAlgorithm, Policy, UrlSigner, UrlVerifier, VerifyingKey, generate_key,
 };
-use fleetwire::ota::image::{ImageDigest, ImageSigner, ImageVerifier};
-use fleetwire::ota::{OfferRecord, OtaLedger, OtaPhase, OutcomeRecord};
-use fleetwire::registry::{
+use fleetwire::domain::ota::image::{ImageDigest, ImageSigner, ImageVerifier};
+use fleetwire::domain::ota::{OfferRecord, OtaLedger, OtaPhase, OutcomeRecord};
+use fleetwire::domain::registry::{
     ProvisioningClaim, ProvisioningRecord, Registry, RegistryStatus, Serial,
 };
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::testing::stack_var as env;
+use fleetwire::testing::unique_id;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -34,14 +35,6 @@ async fn sdk() -> aws_types::SdkConfig {
         ..SdkSettings::default()
     })
     .await
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000 % 1_000_000_000_000,
-        fastrand::u16(..)
-    )
 }
 
 fn fleetctl(args: &[&str]) -> Output {
@@ -73,7 +66,7 @@ fn run_json(args: &[&str], code: i32) -> Value {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(tag));
+    let dir = std::env::temp_dir().join(unique_id(tag));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -82,13 +75,13 @@ fn registry(sdk: &aws_types::SdkConfig) -> DynamoRegistry {
     DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), env("REGISTRY_TABLE"))
 }
 
-fn ota(sdk: &aws_types::SdkConfig) -> DynamoOta {
-    DynamoOta::new(
+fn ota(sdk: &aws_types::SdkConfig) -> DynamoOtaAdmin {
+    DynamoOtaAdmin::new(DynamoOta::new(
         aws_sdk_dynamodb::Client::new(sdk),
         env("FIRMWARE_TABLE"),
         env("ROLLOUTS_TABLE"),
         env("OTA_HISTORY_TABLE"),
-    )
+    ))
 }
 
 async fn provision(registry: &DynamoRegistry, serial: &str, certificate_id: &str) {
@@ -117,7 +110,7 @@ async fn status_of(registry: &DynamoRegistry, serial: &str) -> RegistryStatus {
 async fn import_reports_bad_rows_by_line_and_never_overwrites_a_provisioned_serial() {
     let sdk = sdk().await;
     let registry = registry(&sdk);
-    let tag = unique("IMP");
+    let tag = unique_id("IMP");
     let dir = temp_dir("import");
     let file = dir.join("batch.csv");
     let csv = format!(
@@ -182,7 +175,7 @@ async fn import_reports_bad_rows_by_line_and_never_overwrites_a_provisioned_seri
 async fn add_show_list_and_allow_by_hand() {
     let sdk = sdk().await;
     let registry = registry(&sdk);
-    let serial = unique("ADD");
+    let serial = unique_id("ADD");
     let added = run_json(
         &[
             "registry",
@@ -227,7 +220,7 @@ async fn add_show_list_and_allow_by_hand() {
     let allowed = run_json(&["registry", "allow", &serial, "--yes", "--json"], 0);
     assert_eq!(allowed["previous_status"], "PROVISIONED");
     assert_eq!(status_of(&registry, &serial).await, RegistryStatus::Allowed);
-    let unknown = run(&["registry", "show", &unique("NOPE")], 1);
+    let unknown = run(&["registry", "show", &unique_id("NOPE")], 1);
     assert!(unknown.contains("not in the Registry"), "{unknown}");
 }
 
@@ -236,7 +229,7 @@ async fn revoke_cuts_off_the_certificate_and_the_hook_then_denies_the_serial() {
     let sdk = sdk().await;
     let registry = registry(&sdk);
     let iot = aws_sdk_iot::Client::new(&sdk);
-    let serial = unique("REV");
+    let serial = unique_id("REV");
     // The device as fleet provisioning left it: a certificate with the device policy.
     let created = iot
         .create_keys_and_certificate()
@@ -246,7 +239,7 @@ async fn revoke_cuts_off_the_certificate_and_the_hook_then_denies_the_serial() {
         .unwrap();
     let certificate_id = created.certificate_id().unwrap().to_owned();
     let certificate_arn = created.certificate_arn().unwrap().to_owned();
-    let policy = unique("device-policy");
+    let policy = unique_id("device-policy");
     iot.create_policy()
         .policy_name(&policy)
         .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#)
@@ -305,7 +298,7 @@ async fn revoke_cuts_off_the_certificate_and_the_hook_then_denies_the_serial() {
         }),
     );
     assert_eq!(answer["allowProvisioning"], false, "{answer}");
-    let unknown = run(&["registry", "revoke", &unique("NOPE")], 1);
+    let unknown = run(&["registry", "revoke", &unique_id("NOPE")], 1);
     assert!(unknown.contains("not in the Registry"), "{unknown}");
 }
 
@@ -328,7 +321,7 @@ async fn publish_then_roll_out_then_follow_the_rollout() {
             .build(),
     );
     let dir = temp_dir("publish");
-    let model = unique("model");
+    let model = unique_id("model");
     let key = generate_key(KeyAlgorithm::EcdsaP256).unwrap();
     let key_file = dir.join("code-signing.pem");
     std::fs::write(&key_file, &key.private_pem).unwrap();
@@ -455,32 +448,34 @@ async fn publish_then_roll_out_then_follow_the_rollout() {
         .enumerate()
     {
         let device = format!("car-{i}-{id}");
-        ota.record_offer(&OfferRecord {
-            device_id: device.clone(),
-            request_id: "r1".into(),
-            rollout_id: id.clone(),
-            version: "2.0.0".into(),
-            from_version: "1.0.0".into(),
-            url_expires_at: 0,
-            at: OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
-        ota.record_outcome(&OutcomeRecord {
-            device_id: device,
-            request_id: "r1".into(),
-            rollout_id: id.clone(),
-            version: "2.0.0".into(),
-            phase: if *phase == "failed" {
-                OtaPhase::Failed
-            } else {
-                OtaPhase::Succeeded
-            },
-            detail: None,
-            at: OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
+        ota.ota()
+            .record_offer(&OfferRecord {
+                device_id: device.clone(),
+                request_id: "r1".into(),
+                rollout_id: id.clone(),
+                version: "2.0.0".into(),
+                from_version: "1.0.0".into(),
+                url_expires_at: 0,
+                at: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        ota.ota()
+            .record_outcome(&OutcomeRecord {
+                device_id: device,
+                request_id: "r1".into(),
+                rollout_id: id.clone(),
+                version: "2.0.0".into(),
+                phase: if *phase == "failed" {
+                    OtaPhase::Failed
+                } else {
+                    OtaPhase::Succeeded
+                },
+                detail: None,
+                at: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
     }
     let status = run_json(&["rollout", "status", &id, "--json"], 0);
     assert_eq!(status["failure_rate"], 0.4, "{status}");
@@ -521,7 +516,7 @@ async fn publish_then_roll_out_then_follow_the_rollout() {
     let aborted = run_json(&["rollout", "abort", &id, "--json"], 0);
     assert_eq!(aborted["status"], "ABORTED");
     assert!(run(&["rollout", "resume", &id], 1).contains("is ABORTED"));
-    assert!(run(&["rollout", "status", &unique("nope")], 1).contains("no rollout"));
+    assert!(run(&["rollout", "status", &unique_id("nope")], 1).contains("no rollout"));
     let all = run_json(&["rollout", "list", "--model", &model, "--json"], 0);
     assert_eq!(all[0]["rollout_id"], id.as_str());
 }
@@ -530,7 +525,7 @@ async fn publish_then_roll_out_then_follow_the_rollout() {
 async fn device_show_gathers_registry_state_summaries_and_history() {
     let sdk = sdk().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let serial = unique("DEV");
+    let serial = unique_id("DEV");
     let thing = format!("car-{serial}");
     run(
         &[
@@ -578,6 +573,7 @@ async fn device_show_gathers_registry_state_summaries_and_history() {
             .unwrap();
     }
     ota(&sdk)
+        .ota()
         .record_offer(&OfferRecord {
             device_id: thing.clone(),
             request_id: "r1".into(),
@@ -612,7 +608,7 @@ async fn device_show_gathers_registry_state_summaries_and_history() {
     ] {
         assert!(human.contains(section), "{human}");
     }
-    assert!(run(&["device", "show", &unique("ghost")], 1).contains("nothing is known"));
+    assert!(run(&["device", "show", &unique_id("ghost")], 1).contains("nothing is known"));
 }
 
 // --- keys -----------------------------------------------------------------------------
@@ -735,8 +731,8 @@ async fn key_rotation_keeps_urls_of_both_keys_valid_until_the_old_one_is_retired
     let moto = CloudFrontKeys::new(cloudfront.clone(), None);
     let first_id = moto
         .create_public_key(
-            &unique("template-key"),
-            &unique("cfn"),
+            &unique_id("template-key"),
+            &unique_id("cfn"),
             &first.public_pem,
             "Verifies firmware URLs.",
         )
@@ -760,7 +756,7 @@ async fn key_rotation_keeps_urls_of_both_keys_valid_until_the_old_one_is_retired
         &Rotation {
             group: GroupRef::Id("KGLOCAL".into()),
             algorithm: KeyAlgorithm::EcdsaP256,
-            public_key_name: unique("fleetwire-local-firmware"),
+            public_key_name: unique_id("fleetwire-local-firmware"),
             wait: Duration::from_secs(1),
         },
     )
@@ -807,7 +803,7 @@ async fn key_rotation_keeps_urls_of_both_keys_valid_until_the_old_one_is_retired
         &Rotation {
             group: GroupRef::Id("KGLOCAL".into()),
             algorithm: KeyAlgorithm::Rsa2048,
-            public_key_name: unique("fleetwire-local-firmware"),
+            public_key_name: unique_id("fleetwire-local-firmware"),
             wait: Duration::from_secs(1),
         },
     )
@@ -830,7 +826,7 @@ async fn key_rotation_keeps_urls_of_both_keys_valid_until_the_old_one_is_retired
 async fn own_secret(secrets: &aws_sdk_secretsmanager::Client, value: &Value) -> String {
     secrets
         .create_secret()
-        .name(unique("fleetctl-test/cloudfront-signing-key"))
+        .name(unique_id("fleetctl-test/cloudfront-signing-key"))
         .secret_string(value.to_string())
         .send()
         .await
@@ -848,8 +844,8 @@ async fn keys_commands_read_moto_and_fail_cleanly_where_it_has_no_api() {
     let moto = CloudFrontKeys::new(cloudfront.clone(), None);
     let key_id = moto
         .create_public_key(
-            &unique("cli-key"),
-            &unique("cfn"),
+            &unique_id("cli-key"),
+            &unique_id("cfn"),
             &key.public_pem,
             "template key",
         )
@@ -859,7 +855,7 @@ async fn keys_commands_read_moto_and_fail_cleanly_where_it_has_no_api() {
         .create_key_group()
         .key_group_config(
             aws_sdk_cloudfront::types::KeyGroupConfig::builder()
-                .name(unique("cli-group"))
+                .name(unique_id("cli-group"))
                 .items(&key_id)
                 .build()
                 .unwrap(),
@@ -883,7 +879,7 @@ async fn keys_commands_read_moto_and_fail_cleanly_where_it_has_no_api() {
             .unwrap()
     };
     // No such secret: keys list fails with one line naming the call.
-    let out = keys_command(&["keys", "list", "--json"], &unique("no-such-secret"));
+    let out = keys_command(&["keys", "list", "--json"], &unique_id("no-such-secret"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SecretsManager.GetSecretValue"), "{stderr}");
@@ -901,7 +897,7 @@ async fn keys_commands_read_moto_and_fail_cleanly_where_it_has_no_api() {
     assert_eq!(listed[0]["signing"], true);
     // moto cannot update a key group: rotate must fail and leave no orphan public key.
     // A stage of its own makes the new key's name this test's alone.
-    let stage = unique("cli").to_ascii_lowercase();
+    let stage = unique_id("cli").to_ascii_lowercase();
     let out = keys_command(&["keys", "rotate", "--stage", &stage], &secret_id);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -9,7 +9,7 @@ use fleetwire_stack::plan::plan;
 use fleetwire_stack::template::{Attributes, Resolver, Template};
 use serde_json::Value;
 
-use crate::iot_sql::Statement;
+use crate::iot::rules::sql::Statement;
 
 /// Why the template cannot be played.
 #[derive(Debug, thiserror::Error)]

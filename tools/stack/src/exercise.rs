@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleetwire::adapters::{DynamoDeviceState, DynamoRegistry, KinesisSink, SqsDeadLetters};
-use fleetwire::dead_letter::{DeadLetter, DeadLetterSink};
-use fleetwire::device_state::DeviceStateStore;
-use fleetwire::registry::{
+use fleetwire::domain::dead_letter::{DeadLetter, DeadLetterSink};
+use fleetwire::domain::device_state::DeviceStateStore;
+use fleetwire::domain::registry::{
     ClaimOutcome, ProvisioningClaim, ProvisioningRecord, Registry, RegistryEntry, Serial,
 };
-use fleetwire::retry::RetryPolicy;
-use fleetwire::stream::{StreamRecord, StreamSink};
-use fleetwire::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::domain::telemetry::{TelemetryRecord, TimestampLimits};
+use fleetwire::ingest::stream::{StreamRecord, StreamSink};
+use fleetwire::runtime::retry::RetryPolicy;
 use serde_json::json;
 use time::OffsetDateTime;
 

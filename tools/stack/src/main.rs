@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::Env;
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::config::Env;
 
 use fleetwire_stack::LOCAL_ACCOUNT;
 use fleetwire_stack::plan::{self, Planned};

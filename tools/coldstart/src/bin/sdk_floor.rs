@@ -23,9 +23,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use fleetwire::aws::{SdkSettings, load_sdk_config};
-use fleetwire::config::Env;
-use fleetwire::telemetry::rule;
+use fleetwire::domain::telemetry::rule;
+use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
+use fleetwire::runtime::config::Env;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
@@ -58,7 +58,8 @@ enum Floor {
 impl Floor {
     async fn from_env(env: &Env) -> Result<Floor, Error> {
         let settings =
-            fleetwire::init::or_report(SdkSettings::from_env(env, SdkSettings::default())).await?;
+            fleetwire::runtime::init::or_report(SdkSettings::from_env(env, SdkSettings::default()))
+                .await?;
         let sdk = load_sdk_config(&settings).await;
         if let Some(stream) = env.optional("FLOOR_STREAM") {
             return Ok(Floor::Stream {
@@ -236,7 +237,7 @@ fn single_reading(event: &Value) -> Value {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    fleetwire::logging::init();
+    fleetwire::runtime::logging::init();
     let floor = Floor::from_env(&Env::process()).await?;
     let floor = &floor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -1,0 +1,517 @@
+//! Validation of one reading's JSON: every field error at once, unknown fields kept.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::ranges;
+use super::reading::*;
+
+/// One problem with one field; `field` is a dotted path such as `location.latitude`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+/// Every field error of one reading, in field order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("invalid telemetry: {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ValidationErrors {
+    pub errors: Vec<FieldError>,
+}
+
+impl TelemetryRecord {
+    /// Validates one reading received at `now`, reporting every field error at once.
+    pub fn validate(
+        value: &Value,
+        now: OffsetDateTime,
+        limits: &TimestampLimits,
+    ) -> Result<Self, ValidationErrors> {
+        let mut check = Checker::default();
+        let Some(object) = value.as_object() else {
+            check.fail(
+                "$",
+                format!("expected a JSON object, got {}", json_kind(value)),
+            );
+            return Err(check.finish());
+        };
+
+        let device_id = check.device_id(object.get("device_id"));
+        let timestamp = check.timestamp(object.get("timestamp"), now, limits);
+        let temperature = check.number(object, "temperature", ranges::TEMPERATURE_C, "°C");
+        let humidity = check.number(object, "humidity", ranges::HUMIDITY_PCT, "%");
+        let pressure = check.number(object, "pressure", ranges::PRESSURE_HPA, "hPa");
+        let location = check.location(object.get("location"));
+        let metadata = check.metadata(object.get("metadata"));
+
+        let extra: Map<String, Value> = object
+            .iter()
+            .filter(|(key, _)| !KNOWN_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+
+        match (
+            device_id,
+            timestamp,
+            temperature,
+            humidity,
+            pressure,
+            location,
+            metadata,
+        ) {
+            (
+                Some(device_id),
+                Some(timestamp),
+                Some(temperature),
+                Some(humidity),
+                Some(pressure),
+                Some(location),
+                Some(metadata),
+            ) if check.errors.is_empty() => Ok(TelemetryRecord {
+                device_id,
+                timestamp,
+                temperature,
+                humidity,
+                pressure,
+                location,
+                metadata,
+                extra,
+            }),
+            _ => Err(check.finish()),
+        }
+    }
+}
+
+const KNOWN_FIELDS: [&str; 7] = [
+    "device_id",
+    "timestamp",
+    "temperature",
+    "humidity",
+    "pressure",
+    "location",
+    "metadata",
+];
+
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: &str, problem: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.to_string(),
+            problem: problem.into(),
+        });
+    }
+
+    fn finish(self) -> ValidationErrors {
+        ValidationErrors {
+            errors: self.errors,
+        }
+    }
+
+    fn device_id(&mut self, value: Option<&Value>) -> Option<DeviceId> {
+        match value {
+            None | Some(Value::Null) => self.fail("device_id", "is required"),
+            Some(Value::String(raw)) => match DeviceId::parse(raw) {
+                Ok(id) => return Some(id),
+                Err(problem) => self.fail("device_id", problem),
+            },
+            Some(other) => self.fail(
+                "device_id",
+                format!("expected a string, got {}", json_kind(other)),
+            ),
+        }
+        None
+    }
+
+    fn timestamp(
+        &mut self,
+        value: Option<&Value>,
+        now: OffsetDateTime,
+        limits: &TimestampLimits,
+    ) -> Option<OffsetDateTime> {
+        let parsed = match value {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(Value::String(raw)) => OffsetDateTime::parse(raw, &Rfc3339)
+                .map_err(|e| format!("{raw:?} is not an RFC 3339 date-time ({e})")),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(ms) => OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .map_err(|_| format!("{ms} is out of range for epoch milliseconds")),
+                None => Err(format!("{n} is not a whole number of epoch milliseconds")),
+            },
+            Some(other) => Err(format!(
+                "expected RFC 3339 or epoch milliseconds, got {}",
+                json_kind(other)
+            )),
+        };
+        let at = match parsed {
+            Ok(at) => at,
+            Err(problem) => {
+                self.fail("timestamp", problem);
+                return None;
+            }
+        };
+        if at > now + limits.max_future_skew {
+            self.fail(
+                "timestamp",
+                format!(
+                    "is more than {}s in the future",
+                    limits.max_future_skew.as_secs()
+                ),
+            );
+            return None;
+        }
+        if at < now - limits.max_age {
+            self.fail(
+                "timestamp",
+                format!("is older than {}s", limits.max_age.as_secs()),
+            );
+            return None;
+        }
+        Some(at.to_offset(time::UtcOffset::UTC))
+    }
+
+    fn number(
+        &mut self,
+        object: &Map<String, Value>,
+        field: &str,
+        (min, max): (f64, f64),
+        unit: &str,
+    ) -> Option<f64> {
+        self.number_at(field, object.get(field), (min, max), unit)
+    }
+
+    fn number_at(
+        &mut self,
+        field: &str,
+        value: Option<&Value>,
+        (min, max): (f64, f64),
+        unit: &str,
+    ) -> Option<f64> {
+        match value {
+            None | Some(Value::Null) => self.fail(field, "is required"),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() && (min..=max).contains(&x) => return Some(x),
+                Some(x) => self.fail(field, format!("{x} is outside {min}..={max} {unit}")),
+                None => self.fail(field, format!("{n} is not a number")),
+            },
+            Some(other) => self.fail(
+                field,
+                format!("expected a number, got {}", json_kind(other)),
+            ),
+        }
+        None
+    }
+
+    /// `Some(None)` when absent (location is optional), `None` when invalid.
+    fn location(&mut self, value: Option<&Value>) -> Option<Option<Location>> {
+        match value {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Object(location)) => {
+                let latitude = self.number_at(
+                    "location.latitude",
+                    location.get("latitude"),
+                    ranges::LATITUDE,
+                    "°",
+                );
+                let longitude = self.number_at(
+                    "location.longitude",
+                    location.get("longitude"),
+                    ranges::LONGITUDE,
+                    "°",
+                );
+                Some(Some(Location {
+                    latitude: latitude?,
+                    longitude: longitude?,
+                }))
+            }
+            Some(other) => {
+                self.fail(
+                    "location",
+                    format!("expected an object, got {}", json_kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn metadata(&mut self, value: Option<&Value>) -> Option<Option<Metadata>> {
+        match value {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Object(metadata)) => {
+                let mut text = |field: &str| match metadata.get(field) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(other) => {
+                        self.fail(
+                            &format!("metadata.{field}"),
+                            format!("expected a string, got {}", json_kind(other)),
+                        );
+                        Err(())
+                    }
+                };
+                let version = text("version");
+                let source = text("source");
+                Some(Some(Metadata {
+                    version: version.ok()?,
+                    source: source.ok()?,
+                }))
+            }
+            Some(other) => {
+                self.fail(
+                    "metadata",
+                    format!("expected an object, got {}", json_kind(other)),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// How a JSON value is described in error messages ("a string", "an array", ...).
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-25 12:00:00 UTC);
+
+    fn valid() -> Value {
+        json!({
+            "device_id": "car-0001",
+            "timestamp": "2026-11-25T11:59:30Z",
+            "temperature": 21.5,
+            "humidity": 40.0,
+            "pressure": 1013.2,
+            "location": {"latitude": 37.56, "longitude": 126.97},
+            "metadata": {"version": "1.2.0", "source": "obd"}
+        })
+    }
+
+    fn validate(value: &Value) -> Result<TelemetryRecord, ValidationErrors> {
+        TelemetryRecord::validate(value, NOW, &TimestampLimits::default())
+    }
+
+    fn fields(err: &ValidationErrors) -> Vec<&str> {
+        err.errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn valid_reading_is_accepted_and_normalised() {
+        let record = validate(&valid()).unwrap();
+        assert_eq!(record.device_id.as_str(), "car-0001");
+        assert_eq!(record.timestamp, datetime!(2026-11-25 11:59:30 UTC));
+        assert_eq!(
+            record.location,
+            Some(Location {
+                latitude: 37.56,
+                longitude: 126.97
+            })
+        );
+        assert_eq!(
+            record.metadata.as_ref().and_then(|m| m.source.as_deref()),
+            Some("obd")
+        );
+    }
+
+    #[test]
+    fn epoch_milliseconds_and_offsets_are_accepted() {
+        let mut reading = valid();
+        reading["timestamp"] = json!(NOW.unix_timestamp() * 1000 - 1500);
+        assert_eq!(
+            validate(&reading).unwrap().timestamp_ms(),
+            NOW.unix_timestamp() * 1000 - 1500
+        );
+
+        reading["timestamp"] = json!("2026-11-25T20:59:30+09:00");
+        assert_eq!(
+            validate(&reading).unwrap().timestamp,
+            datetime!(2026-11-25 11:59:30 UTC)
+        );
+    }
+
+    #[test]
+    fn each_missing_required_field_is_reported() {
+        for field in [
+            "device_id",
+            "timestamp",
+            "temperature",
+            "humidity",
+            "pressure",
+        ] {
+            let mut reading = valid();
+            reading.as_object_mut().unwrap().remove(field);
+            let err = validate(&reading).unwrap_err();
+            assert_eq!(fields(&err), vec![field], "{err}");
+            assert_eq!(err.errors[0].problem, "is required");
+        }
+    }
+
+    #[test]
+    fn location_and_metadata_are_optional() {
+        let mut reading = valid();
+        reading.as_object_mut().unwrap().remove("location");
+        reading.as_object_mut().unwrap().remove("metadata");
+        let record = validate(&reading).unwrap();
+        assert_eq!((record.location, record.metadata), (None, None));
+    }
+
+    #[test]
+    fn each_out_of_range_field_is_reported() {
+        let cases = [
+            ("temperature", json!(150.1)),
+            ("temperature", json!(-90.5)),
+            ("humidity", json!(-0.1)),
+            ("humidity", json!(100.5)),
+            ("pressure", json!(299.0)),
+            ("pressure", json!(1100.1)),
+        ];
+        for (field, value) in cases {
+            let mut reading = valid();
+            reading[field] = value.clone();
+            let err = validate(&reading).unwrap_err();
+            assert_eq!(fields(&err), vec![field], "{field}={value}");
+            assert!(err.errors[0].problem.contains("is outside"), "{err}");
+        }
+        for (field, value) in [("latitude", json!(90.01)), ("longitude", json!(-180.5))] {
+            let mut reading = valid();
+            reading["location"][field] = value;
+            let err = validate(&reading).unwrap_err();
+            assert_eq!(fields(&err), vec![format!("location.{field}")]);
+        }
+    }
+
+    #[test]
+    fn range_edges_are_inside() {
+        let mut reading = valid();
+        reading["temperature"] = json!(150);
+        reading["humidity"] = json!(0);
+        reading["pressure"] = json!(300);
+        reading["location"] = json!({"latitude": -90, "longitude": 180});
+        assert!(validate(&reading).is_ok());
+    }
+
+    #[test]
+    fn every_error_is_reported_in_one_pass() {
+        let reading = json!({
+            "device_id": "bad id!",
+            "timestamp": "yesterday",
+            "temperature": "hot",
+            "humidity": 120,
+            "location": {"latitude": 95},
+            "metadata": {"version": 3}
+        });
+        let err = validate(&reading).unwrap_err();
+        assert_eq!(
+            fields(&err),
+            vec![
+                "device_id",
+                "timestamp",
+                "temperature",
+                "humidity",
+                "pressure",
+                "location.latitude",
+                "location.longitude",
+                "metadata.version"
+            ]
+        );
+    }
+
+    #[test]
+    fn device_id_alphabet_and_length_are_enforced() {
+        assert!(DeviceId::parse("fleet:car_01-A").is_ok());
+        assert!(DeviceId::parse(&"a".repeat(128)).is_ok());
+        assert!(
+            DeviceId::parse(&"a".repeat(129))
+                .unwrap_err()
+                .contains("longer than 128")
+        );
+        assert!(DeviceId::parse("car/01").unwrap_err().contains("'/'"));
+        assert!(DeviceId::parse("").is_err());
+    }
+
+    #[test]
+    fn timestamps_too_far_ahead_or_too_old_are_refused() {
+        let mut reading = valid();
+        reading["timestamp"] = json!("2026-11-25T12:06:00Z");
+        assert!(
+            validate(&reading).unwrap_err().errors[0]
+                .problem
+                .contains("in the future")
+        );
+        reading["timestamp"] = json!("2026-11-17T11:59:59Z");
+        assert!(
+            validate(&reading).unwrap_err().errors[0]
+                .problem
+                .contains("older than")
+        );
+        reading["timestamp"] = json!(1.5);
+        assert!(
+            validate(&reading).unwrap_err().errors[0]
+                .problem
+                .contains("whole number")
+        );
+    }
+
+    #[test]
+    fn non_object_is_refused() {
+        let err = validate(&json!([1, 2])).unwrap_err();
+        assert_eq!(
+            err.errors,
+            vec![FieldError {
+                field: "$".into(),
+                problem: "expected a JSON object, got an array".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_through_a_round_trip() {
+        let mut reading = valid();
+        reading["odometer_km"] = json!(12345.6);
+        reading["tags"] = json!(["winter"]);
+        let record = validate(&reading).unwrap();
+        assert_eq!(record.extra.get("odometer_km"), Some(&json!(12345.6)));
+        let round_trip = serde_json::to_value(&record).unwrap();
+        assert_eq!(round_trip["tags"], json!(["winter"]));
+        assert_eq!(round_trip["timestamp"], json!("2026-11-25T11:59:30Z"));
+        let again: TelemetryRecord = serde_json::from_value(round_trip).unwrap();
+        assert_eq!(again, record);
+    }
+
+    #[test]
+    fn error_message_lists_every_field() {
+        let mut reading = valid();
+        reading["humidity"] = json!(101);
+        reading["pressure"] = json!(null);
+        let err = validate(&reading).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid telemetry: humidity: 101 is outside 0..=100 %; pressure: is required"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! What a function needs around its handler: typed configuration from the environment,
+//! the AWS SDK's settings, init failures reported the way managed runtimes report them,
+//! logging, retry with backoff, and the adapters' error classification.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod logging;
+pub mod retry;

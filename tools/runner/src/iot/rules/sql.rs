@@ -1,0 +1,649 @@
+//! The subset of AWS IoT SQL (version 2016-03-23) that fleetwire's rules use, parsed once
+//! at start and evaluated per message:
+//!
+//! `SELECT item, ... FROM 'topic/filter' [WHERE condition]`, where an item is `*`, a field
+//! (`a` or `a.b`), a literal, or `topic()`, `topic(n)`, `timestamp()`, `sourceip()`,
+//! `clientid()`, each with an optional `AS alias` (required for functions and literals);
+//! a condition compares two such expressions with `= <> != < <= > >=`, joined by `AND`,
+//! `OR`, `NOT` and parentheses. Anything else is refused at start with the reason, so a
+//! rule never silently does something other than on AWS.
+//!
+//! A payload that is not a JSON object has no fields; `*` then stands for
+//! `payload_base64`, the payload in base64 (what telemetry-ingest expects, so a malformed
+//! message still reaches the dead-letter queue with its bytes).
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::iot::topic;
+
+/// Why a rule's SQL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{sql:?}: {problem}")]
+pub struct SqlError {
+    pub sql: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub select: Vec<SelectItem>,
+    /// The topic filter of `FROM`.
+    pub from: String,
+    pub condition: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectItem {
+    All,
+    Expr { expr: Expr, alias: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Field(Vec<String>),
+    /// `topic()` (None) or `topic(n)`.
+    Topic(Option<usize>),
+    Timestamp,
+    SourceIp,
+    ClientId,
+    Literal(Value),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Compare(Expr, Op, Expr),
+    And(Box<Condition>, Box<Condition>),
+    Or(Box<Condition>, Box<Condition>),
+    Not(Box<Condition>),
+}
+
+/// What a message brings besides its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub source_ip: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    /// `timestamp()`: when IoT Core received the message, epoch milliseconds.
+    pub received_ms: i64,
+}
+
+impl Statement {
+    pub fn parse(sql: &str) -> Result<Self, SqlError> {
+        let tokens = tokenize(sql).map_err(|problem| SqlError {
+            sql: sql.into(),
+            problem,
+        })?;
+        let mut parser = Parser { tokens, at: 0 };
+        parser.statement().map_err(|problem| SqlError {
+            sql: sql.into(),
+            problem,
+        })
+    }
+
+    /// The message the rule's action receives, or `None` when `WHERE` rejects it.
+    pub fn evaluate(&self, context: &Context<'_>) -> Option<Value> {
+        let payload: Option<Map<String, Value>> = serde_json::from_slice::<Value>(context.payload)
+            .ok()
+            .and_then(|v| match v {
+                Value::Object(map) => Some(map),
+                _ => None,
+            });
+        let payload_value = payload.clone().map(Value::Object);
+        if let Some(condition) = &self.condition
+            && condition.holds(context, payload_value.as_ref()) != Some(true)
+        {
+            return None;
+        }
+        let mut out = Map::new();
+        for item in &self.select {
+            match item {
+                SelectItem::All => match &payload {
+                    Some(fields) => out.extend(fields.clone()),
+                    None => {
+                        out.insert(
+                            "payload_base64".into(),
+                            Value::String(
+                                base64::engine::general_purpose::STANDARD.encode(context.payload),
+                            ),
+                        );
+                    }
+                },
+                SelectItem::Expr { expr, alias } => {
+                    // An undefined value is left out, as IoT Core does.
+                    if let Some(value) = expr.value(context, payload_value.as_ref()) {
+                        out.insert(alias.clone(), value);
+                    }
+                }
+            }
+        }
+        Some(Value::Object(out))
+    }
+}
+
+impl Expr {
+    fn value(&self, context: &Context<'_>, payload: Option<&Value>) -> Option<Value> {
+        match self {
+            Expr::Field(path) => {
+                let mut value = payload?;
+                for key in path {
+                    value = value.get(key)?;
+                }
+                Some(value.clone())
+            }
+            Expr::Topic(None) => Some(Value::String(context.topic.into())),
+            Expr::Topic(Some(n)) => {
+                topic::level(context.topic, *n).map(|l| Value::String(l.into()))
+            }
+            Expr::Timestamp => Some(Value::from(context.received_ms)),
+            Expr::SourceIp => context.source_ip.map(|ip| Value::String(ip.into())),
+            Expr::ClientId => context.client_id.map(|c| Value::String(c.into())),
+            Expr::Literal(v) => Some(v.clone()),
+        }
+    }
+}
+
+impl Condition {
+    /// Three-valued, as IoT SQL: a comparison with an undefined value (a missing field, or
+    /// values of different types) is undefined, and so is anything built on it; only a
+    /// condition that is `Some(true)` lets the message through.
+    fn holds(&self, context: &Context<'_>, payload: Option<&Value>) -> Option<bool> {
+        match self {
+            Condition::And(a, b) => match (a.holds(context, payload), b.holds(context, payload)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            Condition::Or(a, b) => match (a.holds(context, payload), b.holds(context, payload)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            Condition::Not(c) => c.holds(context, payload).map(|b| !b),
+            Condition::Compare(left, op, right) => {
+                let l = left.value(context, payload)?;
+                let r = right.value(context, payload)?;
+                let ordering = match (&l, &r) {
+                    (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+                    (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+                    (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+                    _ => None,
+                }?;
+                use std::cmp::Ordering::*;
+                Some(match op {
+                    Op::Eq => ordering == Equal,
+                    Op::Ne => ordering != Equal,
+                    Op::Lt => ordering == Less,
+                    Op::Le => ordering != Greater,
+                    Op::Gt => ordering == Greater,
+                    Op::Ge => ordering != Less,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Text(String),
+    Number(f64),
+    Symbol(&'static str),
+}
+
+fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push(Token::Word(chars[start..i].iter().collect()));
+        } else if c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            let start = i;
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().collect();
+            tokens.push(Token::Number(
+                text.parse()
+                    .map_err(|_| format!("{text:?} is not a number"))?,
+            ));
+        } else if c == '\'' {
+            let mut text = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err("a string is not closed with '".into()),
+                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                        text.push('\'');
+                        i += 2;
+                    }
+                    Some('\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(other) => {
+                        text.push(*other);
+                        i += 1;
+                    }
+                }
+            }
+            tokens.push(Token::Text(text));
+        } else {
+            let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+            let symbol = match two.as_str() {
+                "<>" => Some("<>"),
+                "!=" => Some("!="),
+                "<=" => Some("<="),
+                ">=" => Some(">="),
+                _ => None,
+            };
+            if let Some(symbol) = symbol {
+                tokens.push(Token::Symbol(symbol));
+                i += 2;
+                continue;
+            }
+            let symbol = match c {
+                '(' => "(",
+                ')' => ")",
+                ',' => ",",
+                '.' => ".",
+                '*' => "*",
+                '=' => "=",
+                '<' => "<",
+                '>' => ">",
+                other => return Err(format!("unexpected character {other:?}")),
+            };
+            tokens.push(Token::Symbol(symbol));
+            i += 1;
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+const KEYWORDS: [&str; 7] = ["SELECT", "FROM", "WHERE", "AS", "AND", "OR", "NOT"];
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    fn is_keyword(&self, keyword: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(keyword))
+    }
+
+    fn keyword(&mut self, keyword: &str) -> Result<(), String> {
+        if self.is_keyword(keyword) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {keyword}, found {}",
+                describe(self.peek())
+            ))
+        }
+    }
+
+    fn symbol(&mut self, symbol: &str) -> bool {
+        if self.peek() == Some(&Token::Symbol(leak(symbol))) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn statement(&mut self) -> Result<Statement, String> {
+        self.keyword("SELECT")?;
+        let mut select = vec![self.select_item()?];
+        while self.symbol(",") {
+            select.push(self.select_item()?);
+        }
+        self.keyword("FROM")?;
+        let from = match self.next() {
+            Some(Token::Text(filter)) => filter,
+            other => {
+                return Err(format!(
+                    "FROM takes a quoted topic filter, found {}",
+                    describe(other.as_ref())
+                ));
+            }
+        };
+        topic::check_filter(&from)?;
+        let condition = if self.is_keyword("WHERE") {
+            self.at += 1;
+            Some(self.or()?)
+        } else {
+            None
+        };
+        if let Some(extra) = self.peek() {
+            return Err(format!(
+                "{} is not supported by the local runner (it knows SELECT, FROM and WHERE)",
+                describe(Some(extra))
+            ));
+        }
+        Ok(Statement {
+            select,
+            from,
+            condition,
+        })
+    }
+
+    fn select_item(&mut self) -> Result<SelectItem, String> {
+        if self.symbol("*") {
+            return Ok(SelectItem::All);
+        }
+        let expr = self.expr()?;
+        let alias = if self.is_keyword("AS") {
+            self.at += 1;
+            match self.next() {
+                Some(Token::Word(alias)) => alias,
+                other => {
+                    return Err(format!(
+                        "AS takes a name, found {}",
+                        describe(other.as_ref())
+                    ));
+                }
+            }
+        } else {
+            match &expr {
+                Expr::Field(path) => path.last().cloned().unwrap_or_default(),
+                _ => return Err(format!("give {expr:?} a name with AS")),
+            }
+        };
+        Ok(SelectItem::Expr { expr, alias })
+    }
+
+    fn expr(&mut self) -> Result<Expr, String> {
+        match self.next() {
+            Some(Token::Text(text)) => Ok(Expr::Literal(Value::String(text))),
+            Some(Token::Number(n)) => Ok(Expr::Literal(
+                serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+            )),
+            Some(Token::Word(word)) if KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) => {
+                Err(format!("expected an expression, found {word}"))
+            }
+            Some(Token::Word(word)) if self.peek() == Some(&Token::Symbol("(")) => {
+                self.at += 1;
+                let name = word.to_ascii_lowercase();
+                if !["topic", "timestamp", "sourceip", "clientid"].contains(&name.as_str()) {
+                    return Err(format!(
+                        "function {name}() is not supported by the local runner \
+                         (it knows topic(), topic(n), timestamp(), sourceip(), clientid())"
+                    ));
+                }
+                let argument = match self.peek() {
+                    Some(Token::Number(n)) => {
+                        let n = *n;
+                        self.at += 1;
+                        Some(n)
+                    }
+                    _ => None,
+                };
+                if !self.symbol(")") {
+                    return Err(format!("{word}( takes at most one number and a )"));
+                }
+                match (name.as_str(), argument) {
+                    ("topic", None) => Ok(Expr::Topic(None)),
+                    ("topic", Some(n)) if n >= 1.0 && n.fract() == 0.0 => {
+                        Ok(Expr::Topic(Some(n as usize)))
+                    }
+                    ("timestamp", None) => Ok(Expr::Timestamp),
+                    ("sourceip", None) => Ok(Expr::SourceIp),
+                    ("clientid", None) => Ok(Expr::ClientId),
+                    ("topic", Some(n)) => Err(format!("topic(n) takes a level from 1, got {n}")),
+                    (name, Some(n)) => Err(format!("{name}() takes no argument, got {n}")),
+                    (name, None) => Err(format!("unknown function {name}()")),
+                }
+            }
+            Some(Token::Word(word)) => {
+                let mut path = vec![word];
+                while self.symbol(".") {
+                    match self.next() {
+                        Some(Token::Word(part)) => path.push(part),
+                        other => {
+                            return Err(format!(
+                                "expected a field name after '.', found {}",
+                                describe(other.as_ref())
+                            ));
+                        }
+                    }
+                }
+                Ok(Expr::Field(path))
+            }
+            other => Err(format!(
+                "expected an expression, found {}",
+                describe(other.as_ref())
+            )),
+        }
+    }
+
+    fn or(&mut self) -> Result<Condition, String> {
+        let mut left = self.and()?;
+        while self.is_keyword("OR") {
+            self.at += 1;
+            left = Condition::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Condition, String> {
+        let mut left = self.unary()?;
+        while self.is_keyword("AND") {
+            self.at += 1;
+            left = Condition::And(Box::new(left), Box::new(self.unary()?));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Condition, String> {
+        if self.is_keyword("NOT") {
+            self.at += 1;
+            return Ok(Condition::Not(Box::new(self.unary()?)));
+        }
+        if self.symbol("(") {
+            let inner = self.or()?;
+            if !self.symbol(")") {
+                return Err("a ( is not closed".into());
+            }
+            return Ok(inner);
+        }
+        let left = self.expr()?;
+        let op = match self.next() {
+            Some(Token::Symbol("=")) => Op::Eq,
+            Some(Token::Symbol("<>" | "!=")) => Op::Ne,
+            Some(Token::Symbol("<")) => Op::Lt,
+            Some(Token::Symbol("<=")) => Op::Le,
+            Some(Token::Symbol(">")) => Op::Gt,
+            Some(Token::Symbol(">=")) => Op::Ge,
+            other => {
+                return Err(format!(
+                    "expected a comparison (= <> != < <= > >=), found {}",
+                    describe(other.as_ref())
+                ));
+            }
+        };
+        Ok(Condition::Compare(left, op, self.expr()?))
+    }
+}
+
+/// The static form of a symbol, for comparing with tokens.
+fn leak(symbol: &str) -> &'static str {
+    [
+        "(", ")", ",", ".", "*", "=", "<", ">", "<>", "!=", "<=", ">=",
+    ]
+    .into_iter()
+    .find(|s| *s == symbol)
+    .unwrap_or("")
+}
+
+fn describe(token: Option<&Token>) -> String {
+    match token {
+        None => "the end".into(),
+        Some(Token::Word(w)) => w.clone(),
+        Some(Token::Text(t)) => format!("'{t}'"),
+        Some(Token::Number(n)) => n.to_string(),
+        Some(Token::Symbol(s)) => (*s).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context<'a>(topic: &'a str, payload: &'a [u8]) -> Context<'a> {
+        Context {
+            topic,
+            payload,
+            source_ip: Some("203.0.113.9"),
+            client_id: Some("car-1"),
+            received_ms: 1_795_593_600_000,
+        }
+    }
+
+    #[test]
+    fn every_rule_of_the_template_parses() {
+        for sql in [
+            "SELECT *, topic(2) AS thing_name, timestamp() AS received_at FROM 'fleet/+/telemetry'",
+            "SELECT * FROM '$aws/events/presence/+/+'",
+            "SELECT request_id, model, current_version, topic(2) AS thing_name, sourceip() AS source_ip FROM 'fleet/+/firmware/request'",
+            "SELECT request_id, version, status, detail, progress, topic(2) AS thing_name FROM 'fleet/+/ota/status'",
+        ] {
+            Statement::parse(sql).unwrap();
+        }
+    }
+
+    #[test]
+    fn star_and_aliases_build_the_action_payload() {
+        let sql = Statement::parse(
+            "SELECT *, topic(2) AS thing_name, timestamp() AS received_at, clientid() AS c FROM 'fleet/+/telemetry'",
+        )
+        .unwrap();
+        let out = sql
+            .evaluate(&context(
+                "fleet/car-1/telemetry",
+                br#"{"temperature": 21.5}"#,
+            ))
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"temperature": 21.5, "thing_name": "car-1", "received_at": 1_795_593_600_000i64, "c": "car-1"})
+        );
+    }
+
+    #[test]
+    fn named_fields_only_and_undefined_ones_left_out() {
+        let sql = Statement::parse(
+            "SELECT request_id, meta.version, sourceip() AS source_ip FROM 'fleet/+/firmware/request'",
+        )
+        .unwrap();
+        let out = sql
+            .evaluate(&context(
+                "fleet/car-1/firmware/request",
+                br#"{"request_id": "r1", "extra": 1, "meta": {"version": "1.0"}}"#,
+            ))
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"request_id": "r1", "version": "1.0", "source_ip": "203.0.113.9"})
+        );
+        let out = sql
+            .evaluate(&context("fleet/car-1/firmware/request", br#"{}"#))
+            .unwrap();
+        assert_eq!(out, json!({"source_ip": "203.0.113.9"}));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_json_object_travels_as_base64() {
+        let sql =
+            Statement::parse("SELECT *, topic(2) AS thing_name FROM 'fleet/+/telemetry'").unwrap();
+        let out = sql
+            .evaluate(&context(
+                "fleet/car-1/telemetry",
+                b"{\"device_id\": \"car-1\", ",
+            ))
+            .unwrap();
+        assert_eq!(out["payload_base64"], "eyJkZXZpY2VfaWQiOiAiY2FyLTEiLCA=");
+        assert_eq!(out["thing_name"], "car-1");
+    }
+
+    #[test]
+    fn where_filters_messages() {
+        let sql = Statement::parse(
+            "SELECT * FROM 'fleet/+/ota/status' WHERE status = 'failed' OR (progress >= 50 AND NOT status <> 'installing')",
+        )
+        .unwrap();
+        let eval = |payload: &str| sql.evaluate(&context("fleet/c/ota/status", payload.as_bytes()));
+        assert!(eval(r#"{"status": "failed"}"#).is_some());
+        assert!(eval(r#"{"status": "installing", "progress": 50}"#).is_some());
+        assert!(eval(r#"{"status": "installing", "progress": 49.5}"#).is_none());
+        assert!(eval(r#"{"status": "downloading", "progress": 80}"#).is_none());
+        assert!(
+            eval(r#"{"progress": 80}"#).is_none(),
+            "undefined never compares true"
+        );
+        let topic = Statement::parse("SELECT * FROM 'a/+' WHERE topic(2) = 'x'").unwrap();
+        assert!(topic.evaluate(&context("a/x", b"{}")).is_some());
+        assert!(topic.evaluate(&context("a/y", b"{}")).is_none());
+    }
+
+    #[test]
+    fn what_the_runner_does_not_know_is_refused_with_the_reason() {
+        for (sql, expected) in [
+            ("SELECT * FROM 'a' GROUP BY x", "GROUP is not supported"),
+            (
+                "SELECT upper(name) AS n FROM 'a'",
+                "upper() is not supported",
+            ),
+            ("SELECT topic(2) FROM 'a'", "give"),
+            ("SELECT * FROM a", "quoted topic filter"),
+            ("SELECT * FROM 'a/#/b'", "'#' must be"),
+            (
+                "SELECT * FROM 'a' WHERE x LIKE 'y'",
+                "expected a comparison",
+            ),
+            ("SELECT * FROM 'a' WHERE x = 'y", "not closed"),
+            ("SELECT *", "expected FROM"),
+            (
+                "SELECT * FROM 'a' WHERE x = 1 ; DROP",
+                "unexpected character ';'",
+            ),
+        ] {
+            let err = Statement::parse(sql).unwrap_err();
+            assert!(err.problem.contains(expected), "{sql}: {err}");
+        }
+    }
+}
