@@ -1,8 +1,10 @@
-//! The local stack's view of `template.yaml`: the template with its intrinsics resolved
-//! ([`template`]) and the resources that have local stand-ins ([`plan`]). The
+//! The local stack's view of `template.yaml`: the template with SAM's Globals merged
+//! ([`globals`]) and its intrinsics resolved ([`template`]), and the resources that have
+//! local stand-ins ([`plan`]). The
 //! `fleetwire-stack` binary creates them; the local runner reads the rest of the template
 //! (rules, functions, event source mappings) through the same resolver.
 
+pub mod globals;
 pub mod plan;
 pub mod policy;
 pub mod template;

@@ -491,13 +491,21 @@ mod tests {
             (
                 "function-build",
                 broken(
-                    "      Architectures: [arm64]\n",
-                    "      Architectures: [x86_64]\n",
+                    "    Architectures: [arm64]\n",
+                    "    Architectures: [x86_64]\n",
+                ),
+            ),
+            (
+                // A function's own setting wins over Globals, as SAM merges them.
+                "function-build",
+                broken(
+                    "      MemorySize: 256\n",
+                    "      MemorySize: 256\n      Runtime: provided.al2\n",
                 ),
             ),
             (
                 "function-logs",
-                broken("        LogFormat: JSON\n", "        LogFormat: Text\n"),
+                broken("      LogFormat: JSON\n", "      LogFormat: Text\n"),
             ),
             (
                 "function-policy",

@@ -69,22 +69,41 @@ impl Template {
                     .collect()
             })
             .unwrap_or_default();
+        let globals = json.get("Globals").and_then(Value::as_object);
         let resources = json
             .get("Resources")
             .and_then(Value::as_object)
             .ok_or(TemplateError::NoResources)?
             .iter()
-            .map(|(logical_id, body)| Resource {
-                logical_id: logical_id.clone(),
-                kind: body
+            .map(|(logical_id, body)| {
+                let kind = body
                     .get("Type")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
-                    .to_string(),
-                properties: body
+                    .to_string();
+                let declared = body
                     .get("Properties")
                     .cloned()
-                    .unwrap_or(Value::Object(Map::new())),
+                    .unwrap_or(Value::Object(Map::new()));
+                // What SAM deploys: the resource's properties over its type's Globals.
+                let global = globals.and_then(|sections| {
+                    sections
+                        .iter()
+                        .find(|(section, _)| {
+                            crate::globals::resource_type(section) == Some(kind.as_str())
+                        })
+                        .map(|(_, properties)| properties)
+                });
+                let properties = match global {
+                    Some(global) => crate::globals::merge(global, &declared),
+                    None => declared,
+                };
+                (logical_id, body, kind, properties)
+            })
+            .map(|(logical_id, body, kind, properties)| Resource {
+                logical_id: logical_id.clone(),
+                kind,
+                properties,
                 metadata: body.get("Metadata").cloned().unwrap_or(Value::Null),
                 condition: body
                     .get("Condition")
