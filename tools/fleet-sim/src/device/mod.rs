@@ -23,9 +23,14 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use crate::exchange::exchange;
 use crate::mqtt::Session;
-use crate::setup::{DeviceSpec, Fleet, Model, Names};
+use crate::setup::{DeviceSpec, Fleet, Names};
+
+mod firmware;
+mod telemetry;
+
+use firmware::update_firmware;
+use telemetry::{Telemetry, device_token};
 
 /// A firmware image must arrive whole within this (the local CloudFront serves it from S3).
 const DOWNLOAD_LIMIT: Duration = Duration::from_secs(30);
@@ -316,91 +321,6 @@ async fn operate(
     Ok(live)
 }
 
-/// Where a device's telemetry goes: its MQTT topic, or the HTTP API with its token.
-struct Telemetry {
-    topic: String,
-    token: Option<String>,
-}
-
-impl Telemetry {
-    /// Sends one reading or a `{"records": [...]}` batch whose readings are `kinds`. Over
-    /// HTTPS the answer must be what the API promises: `202` when one reading is valid,
-    /// `400` when none is, and a per-record result that says which.
-    async fn send(
-        &self,
-        shared: &Shared,
-        session: &Session,
-        body: Value,
-        kinds: &[Kind],
-    ) -> Result<(), String> {
-        let Some(token) = &self.token else {
-            return session.publish(&self.topic, body.to_string()).await;
-        };
-        let request = http::Request::post(format!("{}/v1/telemetry", shared.names.api_url))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("{:032x}", fastrand::u128(..)))
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| e.to_string())?;
-        let (status, answer) = post_json(shared, request).await?;
-        let any_valid = kinds.contains(&Kind::Valid);
-        let expected = if any_valid { 202 } else { 400 };
-        if status != expected {
-            return Err(format!(
-                "POST /v1/telemetry answered {status}, expected {expected}: {answer}"
-            ));
-        }
-        let results: Vec<&str> = answer["records"]
-            .as_array()
-            .map(|records| {
-                records
-                    .iter()
-                    .filter_map(|r| r["status"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let wanted: Vec<&str> = kinds
-            .iter()
-            .map(|k| {
-                if *k == Kind::Valid {
-                    "accepted"
-                } else {
-                    "rejected"
-                }
-            })
-            .collect();
-        if results != wanted {
-            return Err(format!(
-                "POST /v1/telemetry results {results:?}, expected {wanted:?}"
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A device token for `thing` from the runner's local issuer (on AWS: the fleet's
-/// identity provider, behind the API's JWT authorizer).
-async fn device_token(shared: &Shared, thing: &str) -> Result<String, String> {
-    let request = http::Request::post(format!("{}/runner/tokens", shared.names.runner_url))
-        .body(Full::new(Bytes::from(json!({"sub": thing}).to_string())))
-        .map_err(|e| e.to_string())?;
-    let (status, answer) = post_json(shared, request).await?;
-    match answer["token"].as_str() {
-        Some(token) if status == 200 => Ok(token.to_owned()),
-        _ => Err(format!("no device token ({status}): {answer}")),
-    }
-}
-
-async fn post_json(
-    shared: &Shared,
-    request: http::Request<Full<Bytes>>,
-) -> Result<(u16, Value), String> {
-    let (status, body) = exchange(&shared.api, request, shared.behaviour.answer_timeout).await?;
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    Ok((status.as_u16(), value))
-}
-
 /// A reading with a run-wide sequence number (kept by the system as an unknown field).
 fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64) -> (Value, Sent) {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -450,102 +370,6 @@ async fn record_sent(shared: &Shared, sent: impl IntoIterator<Item = Sent>) {
     let before = log.len();
     log.extend(sent);
     shared.progress.inc((log.len() - before) as u64);
-}
-
-async fn update_firmware(
-    shared: &Shared,
-    spec: &DeviceSpec,
-    session: &mut Session,
-    outcome: &mut Outcome,
-) -> Result<(), String> {
-    let fleet = &shared.fleet;
-    let answers = format!("fleet/{}/firmware/url", spec.thing);
-    session.subscribe(&answers).await?;
-    let request_id = format!("req-{}-{}", fleet.run, spec.index);
-    session
-        .publish(
-            &format!("fleet/{}/firmware/request", spec.thing),
-            json!({"request_id": request_id, "model": fleet.model_name(spec.model), "current_version": "1.0.0"})
-                .to_string(),
-        )
-        .await?;
-    outcome.ota_requested = true;
-    let Some((_, payload)) = session
-        .receive(|t| t == answers, shared.behaviour.answer_timeout)
-        .await
-    else {
-        return Err(format!("{}: no firmware answer", spec.thing));
-    };
-    let answer: Value = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
-    let Some(url) = answer["url"].as_str() else {
-        // up_to_date or not_eligible: nothing to install (a paused rollout offers nothing).
-        return Ok(());
-    };
-    outcome.url_issued = true;
-    let version = answer["version"].as_str().unwrap_or_default().to_owned();
-    let status_topic = format!("fleet/{}/ota/status", spec.thing);
-    let report = |status: &str, detail: &str, progress: f64| {
-        json!({"request_id": request_id, "version": version, "status": status, "detail": detail, "progress": progress}).to_string()
-    };
-    session
-        .publish(&status_topic, report("downloading", "", 0.0))
-        .await?;
-    let image = download(shared, url).await;
-    let verified = image.as_ref().is_ok_and(|image| {
-        image.len() as u64 == answer["size"].as_u64().unwrap_or(u64::MAX)
-            && fleetwire::domain::ota::image::ImageDigest::of_bytes(image).sha256_hex()
-                == answer["sha256"].as_str().unwrap_or_default()
-            && fleet
-                .verifier
-                .verify(image, answer["signature"].as_str().unwrap_or_default())
-    });
-    session
-        .publish(&status_topic, report("verifying", "", 100.0))
-        .await?;
-    if !verified {
-        let why = match &image {
-            Err(e) => format!("download failed: {e}"),
-            Ok(_) => "length, SHA-256 or signature does not match".into(),
-        };
-        session
-            .publish(&status_topic, report("rejected", &why, 100.0))
-            .await?;
-        outcome.reported_failed = true;
-        return Ok(());
-    }
-    outcome.download_verified = true;
-    session
-        .publish(&status_topic, report("installing", "", 50.0))
-        .await?;
-    match spec.model {
-        Model::Healthy => {
-            session
-                .publish(&status_topic, report("succeeded", "", 100.0))
-                .await?;
-            outcome.reported_succeeded = true;
-        }
-        Model::Failing => {
-            session
-                .publish(
-                    &status_topic,
-                    report("failed", "boot loop after install (simulated)", 100.0),
-                )
-                .await?;
-            outcome.reported_failed = true;
-        }
-    }
-    Ok(())
-}
-
-async fn download(shared: &Shared, url: &str) -> Result<Vec<u8>, String> {
-    let request = http::Request::get(url)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("{url}: {e}"))?;
-    let (status, body) = exchange(&shared.http, request, DOWNLOAD_LIMIT).await?;
-    if !status.is_success() {
-        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
-    }
-    Ok(body.to_vec())
 }
 
 pub fn now_ms() -> i64 {

@@ -1,0 +1,96 @@
+//! Where a device's readings go: its MQTT topic, or the HTTP API with a device token,
+//! each answer checked.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::exchange::exchange;
+use crate::mqtt::Session;
+
+use super::*;
+
+/// Where a device's telemetry goes: its MQTT topic, or the HTTP API with its token.
+pub(super) struct Telemetry {
+    pub(super) topic: String,
+    pub(super) token: Option<String>,
+}
+
+impl Telemetry {
+    /// Sends one reading or a `{"records": [...]}` batch whose readings are `kinds`. Over
+    /// HTTPS the answer must be what the API promises: `202` when one reading is valid,
+    /// `400` when none is, and a per-record result that says which.
+    pub(super) async fn send(
+        &self,
+        shared: &Shared,
+        session: &Session,
+        body: Value,
+        kinds: &[Kind],
+    ) -> Result<(), String> {
+        let Some(token) = &self.token else {
+            return session.publish(&self.topic, body.to_string()).await;
+        };
+        let request = http::Request::post(format!("{}/v1/telemetry", shared.names.api_url))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("{:032x}", fastrand::u128(..)))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let (status, answer) = post_json(shared, request).await?;
+        let any_valid = kinds.contains(&Kind::Valid);
+        let expected = if any_valid { 202 } else { 400 };
+        if status != expected {
+            return Err(format!(
+                "POST /v1/telemetry answered {status}, expected {expected}: {answer}"
+            ));
+        }
+        let results: Vec<&str> = answer["records"]
+            .as_array()
+            .map(|records| {
+                records
+                    .iter()
+                    .filter_map(|r| r["status"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted: Vec<&str> = kinds
+            .iter()
+            .map(|k| {
+                if *k == Kind::Valid {
+                    "accepted"
+                } else {
+                    "rejected"
+                }
+            })
+            .collect();
+        if results != wanted {
+            return Err(format!(
+                "POST /v1/telemetry results {results:?}, expected {wanted:?}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A device token for `thing` from the runner's local issuer (on AWS: the fleet's
+/// identity provider, behind the API's JWT authorizer).
+pub(super) async fn device_token(shared: &Shared, thing: &str) -> Result<String, String> {
+    let request = http::Request::post(format!("{}/runner/tokens", shared.names.runner_url))
+        .body(Full::new(Bytes::from(json!({"sub": thing}).to_string())))
+        .map_err(|e| e.to_string())?;
+    let (status, answer) = post_json(shared, request).await?;
+    match answer["token"].as_str() {
+        Some(token) if status == 200 => Ok(token.to_owned()),
+        _ => Err(format!("no device token ({status}): {answer}")),
+    }
+}
+
+async fn post_json(
+    shared: &Shared,
+    request: http::Request<Full<Bytes>>,
+) -> Result<(u16, Value), String> {
+    let (status, body) = exchange(&shared.api, request, shared.behaviour.answer_timeout).await?;
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Ok((status.as_u16(), value))
+}
