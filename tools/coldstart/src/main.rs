@@ -1,8 +1,8 @@
-//! `fleetwire-coldstart`: fresh starts of one Lambda function process under a Runtime API on
+//! `coldstart`: fresh starts of one Lambda function process under a Runtime API on
 //! loopback; prints one JSON line of medians and percentiles on stdout.
 //!
 //! ```text
-//! fleetwire-coldstart --name provisioning-hook --event events/provisioning-hook/unknown-serial.json \
+//! coldstart --name provisioning-hook --event events/provisioning-hook/unknown-serial.json \
 //!     --starts 10 --warm 100 --env-file .local/run/stack.env -- target/release/provisioning-hook
 //! ```
 
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use fleetwire_coldstart::measure::{Events, Target, measure};
-use fleetwire_coldstart::runtime_api::RuntimeApi;
+use coldstart::measure::{Events, Target, measure};
+use coldstart::runtime_api::RuntimeApi;
 
 #[derive(Parser, Debug)]
 #[command(about = "Cold start, warm latency and peak memory of a Lambda function process")]
@@ -131,7 +131,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(message) => {
-            eprintln!("fleetwire-coldstart: {message}");
+            eprintln!("coldstart: {message}");
             ExitCode::from(2)
         }
     }

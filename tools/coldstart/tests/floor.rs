@@ -2,8 +2,8 @@
 //! echoing its events (no AWS call), under the loopback Runtime API.
 
 use bytes::Bytes;
-use fleetwire_coldstart::measure::{Events, MeasureError, Target, measure, one_start};
-use fleetwire_coldstart::runtime_api::{ApiError, Outcome, RuntimeApi};
+use coldstart::measure::{Events, MeasureError, Target, measure, one_start};
+use coldstart::runtime_api::{ApiError, Outcome, RuntimeApi};
 
 fn floor() -> Target {
     Target {

@@ -1,16 +1,16 @@
-//! `fleetwire-runner`: the local IoT Core. `run` serves devices, rules, fleet
+//! `runner`: the local IoT Core. `run` serves devices, rules, fleet
 //! provisioning, lifecycle events, the IoT data plane, the event source mappings and a
-//! local CloudFront, all as template.yaml wires them ([`fleetwire_runner::start`]);
+//! local CloudFront, all as template.yaml wires them ([`runner::start`]);
 //! `wiring` prints what it plays (and fails, with the reason, on anything it cannot play).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fleetwire_runner::start::{RunArgs, region, run};
-use fleetwire_runner::wiring::{RouteAuth, Source, Wiring};
-use fleetwire_stack::LOCAL_ACCOUNT;
-use fleetwire_stack::template::Template;
+use runner::start::{RunArgs, region, run};
+use runner::wiring::{RouteAuth, Source, Wiring};
+use stack::LOCAL_ACCOUNT;
+use stack::template::Template;
 
 #[derive(Parser)]
 #[command(
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let wiring = match wiring(&cli) {
         Ok(wiring) => wiring,
         Err(e) => {
-            eprintln!("fleetwire-runner: {e}");
+            eprintln!("runner: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -58,14 +58,14 @@ fn main() -> ExitCode {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
                 Err(e) => {
-                    eprintln!("fleetwire-runner: cannot start the async runtime: {e}");
+                    eprintln!("runner: cannot start the async runtime: {e}");
                     return ExitCode::FAILURE;
                 }
             };
             match runtime.block_on(run(wiring, args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("fleetwire-runner: {e}");
+                    eprintln!("runner: {e}");
                     ExitCode::FAILURE
                 }
             }

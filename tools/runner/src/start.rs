@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::Env;
-use fleetwire_stack::LOCAL_ACCOUNT;
+use stack::LOCAL_ACCOUNT;
 use tokio::net::TcpListener;
 
 use crate::apigw::{LocalHttpApi, LocalIssuer};
@@ -278,7 +278,7 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
             ));
             if let Some(id) = keys.ensure_signing_key().await? {
                 println!(
-                    "fleetwire-runner: the signing secret held no key; it now holds {id}, which the local CloudFront trusts"
+                    "runner: the signing secret held no key; it now holds {id}, which the local CloudFront trusts"
                 );
             }
             let cloudfront = LocalCloudFront {
@@ -296,18 +296,18 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
     tokio::spawn(FrontDoor::new(args.broker, connections, router).serve(mqtt));
 
     println!(
-        "fleetwire-runner: MQTT on {} (broker {}), IoT data plane and /runner/status on http://{}, CloudFront on {}",
+        "runner: MQTT on {} (broker {}), IoT data plane and /runner/status on http://{}, CloudFront on {}",
         args.mqtt_listen, args.broker, args.http_listen, cdn_base
     );
     println!(
-        "fleetwire-runner: {} rules, {} provisioning template(s), {} event source mapping(s); functions through {}",
+        "runner: {} rules, {} provisioning template(s), {} event source mapping(s); functions through {}",
         wiring.rules.len(),
         wiring.provisioning.len(),
         wiring.mappings.len(),
         args.lambda
     );
     println!(
-        "fleetwire-runner: HTTP API on http://{}: {}",
+        "runner: HTTP API on http://{}: {}",
         args.api_listen,
         wiring
             .http_routes
@@ -317,7 +317,7 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
             .join(", ")
     );
     shutdown_signal().await;
-    println!("fleetwire-runner: stopping");
+    println!("runner: stopping");
     Ok(())
 }
 

@@ -114,7 +114,7 @@ pub async fn run(clients: &Clients, values: &BTreeMap<String, String>) -> Result
         .send(&[DeadLetter {
             reason: "demo".into(),
             errors: vec!["temperature: 451 is outside -90..=150 °C".into()],
-            source: "fleetwire-stack".into(),
+            source: "stack".into(),
             device_id: Some(format!("demo-car-{suffix}")),
             topic: None,
             caller: None,

@@ -1,7 +1,7 @@
 //! The local stack's view of `template.yaml`: the template with SAM's Globals merged
 //! ([`globals`]) and its intrinsics resolved ([`template`]), and the resources that have
 //! local stand-ins ([`plan`]). The
-//! `fleetwire-stack` binary creates them; the local runner reads the rest of the template
+//! `stack` binary creates them; the local runner reads the rest of the template
 //! (rules, functions, event source mappings) through the same resolver.
 
 pub mod globals;

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use fleetwire_stack::plan::{Planned, Spec, TableSpec};
+use stack::plan::{Planned, Spec, TableSpec};
 
 /// One client per service, built once from the shared SDK configuration.
 pub struct Clients {

@@ -1,4 +1,4 @@
-//! `fleetwire-stack`: makes the local stand-ins hold what `template.yaml` declares.
+//! `stack`: makes the local stand-ins hold what `template.yaml` declares.
 //!
 //! `create` creates every table, stream, queue, topic, bucket and secret of the template
 //! (idempotently) and writes the env file functions and tests read; `status` shows each
@@ -15,9 +15,9 @@ use clap::{Parser, Subcommand};
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::Env;
 
-use fleetwire_stack::LOCAL_ACCOUNT;
-use fleetwire_stack::plan::{self, Planned};
-use fleetwire_stack::template::Template;
+use stack::LOCAL_ACCOUNT;
+use stack::plan::{self, Planned};
+use stack::template::Template;
 
 use crate::local::{Clients, Outcome, State};
 
@@ -144,10 +144,10 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 fn check_policy(path: &std::path::Path) -> Result<ExitCode, BoxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let findings = fleetwire_stack::policy::check(&text)?;
-    for (rule, what) in fleetwire_stack::policy::RULES
+    let findings = stack::policy::check(&text)?;
+    for (rule, what) in stack::policy::RULES
         .iter()
-        .chain(std::iter::once(&fleetwire_stack::policy::WILDCARD_RULE))
+        .chain(std::iter::once(&stack::policy::WILDCARD_RULE))
     {
         let broken = findings.iter().filter(|f| f.rule == *rule).count();
         println!(

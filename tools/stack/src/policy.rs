@@ -1,7 +1,7 @@
 //! The project's own rules for `template.yaml`, as code: what a platform team's security
 //! review would check, and what the field's common IaC failures break (a hook nobody may
 //! invoke, wildcard IAM, a rule whose failures vanish, a mapping that retries a poison
-//! record forever, a public bucket). `fleetwire-stack check-policy` runs them in
+//! record forever, a public bucket). `stack check-policy` runs them in
 //! `scripts/check-template`; each rule has a test that breaks the template and sees it
 //! fail.
 

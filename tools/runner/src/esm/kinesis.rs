@@ -94,7 +94,7 @@ impl KinesisSource<'_> {
                 "eventVersion": "1.0",
                 "eventID": format!("{}:{sequence}", self.shard),
                 "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": format!("arn:aws:iam::{}:role/{}", fleetwire_stack::LOCAL_ACCOUNT, self.function_name),
+                "invokeIdentityArn": format!("arn:aws:iam::{}:role/{}", stack::LOCAL_ACCOUNT, self.function_name),
                 "awsRegion": self.region,
                 "eventSourceARN": self.stream_arn,
             }),

@@ -106,11 +106,8 @@ pub struct BrokerClient {
 impl BrokerClient {
     /// Connects to the broker at `host:port` and keeps the connection polled.
     pub fn connect(host: &str, port: u16) -> Self {
-        let mut options = rumqttc::MqttOptions::new(
-            format!("fleetwire-runner-{}", crate::random_hex(4)),
-            host,
-            port,
-        );
+        let mut options =
+            rumqttc::MqttOptions::new(format!("runner-{}", crate::random_hex(4)), host, port);
         options.set_keep_alive(std::time::Duration::from_secs(30));
         options.set_max_packet_size(
             crate::iot::packet::MAX_PACKET,

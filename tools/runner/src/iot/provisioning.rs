@@ -533,8 +533,7 @@ mod tests {
 
     fn project_body() -> Value {
         let mut template =
-            fleetwire_stack::template::Template::parse(include_str!("../../../../template.yaml"))
-                .unwrap();
+            stack::template::Template::parse(include_str!("../../../../template.yaml")).unwrap();
         template.set_parameter("Stage", "local").unwrap();
         let wiring =
             crate::wiring::Wiring::read(&template, "fleetwire", "us-east-1", "123456789012")

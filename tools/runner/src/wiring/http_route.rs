@@ -1,7 +1,7 @@
 //! The HTTP API's routes (`AWS::ApiGatewayV2::Route`) as the local API Gateway plays them.
 
-use fleetwire_stack::template::{Resolver, Template};
 use serde_json::Value;
+use stack::template::{Resolver, Template};
 
 use super::*;
 

@@ -1,7 +1,7 @@
 //! An event source mapping of the template, with its failure settings.
 
-use fleetwire_stack::template::Resolver;
 use serde_json::Value;
+use stack::template::Resolver;
 
 use super::*;
 

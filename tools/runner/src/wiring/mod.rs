@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use fleetwire_stack::plan::plan;
-use fleetwire_stack::template::{Attributes, Resolver, Template};
 use serde_json::Value;
+use stack::plan::plan;
+use stack::template::{Attributes, Resolver, Template};
 
 use crate::iot::rules::sql::Statement;
 
@@ -21,7 +21,7 @@ use mapping::mapping;
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
     #[error(transparent)]
-    Template(#[from] fleetwire_stack::template::TemplateError),
+    Template(#[from] stack::template::TemplateError),
     #[error("{resource}: {problem}")]
     Unsupported { resource: String, problem: String },
 }
