@@ -6,7 +6,7 @@ use fleetwire::adapters::secrets::load_url_signer;
 use fleetwire::adapters::{DynamoOta, DynamoRegistry, IotDataChannel};
 use fleetwire::runtime::aws::load_sdk_config;
 use fleetwire::runtime::config::{ConfigError, Env};
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -40,13 +40,10 @@ async fn init() -> Result<Configured, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let function = fleetwire::runtime::init::or_report(init().await).await?;
-    let function = &function;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    fleetwire::runtime::serve(init(), async |function, event: LambdaEvent<Value>| {
         function
             .handle(&event.payload, OffsetDateTime::now_utc())
             .await
-    }))
+    })
     .await
 }

@@ -4,7 +4,7 @@
 use fleetwire::adapters::{DynamoOta, SnsAlerts};
 use fleetwire::runtime::aws::load_sdk_config;
 use fleetwire::runtime::config::{ConfigError, Env};
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use ota_status::{OtaStatus, OtaStatusConfig};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -25,13 +25,10 @@ async fn init() -> Result<OtaStatus<DynamoOta, SnsAlerts>, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let function = fleetwire::runtime::init::or_report(init().await).await?;
-    let function = &function;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    fleetwire::runtime::serve(init(), async |function, event: LambdaEvent<Value>| {
         function
             .handle(&event.payload, OffsetDateTime::now_utc())
             .await
-    }))
+    })
     .await
 }

@@ -4,7 +4,7 @@
 use fleetwire::adapters::DynamoDeviceState;
 use fleetwire::runtime::aws::load_sdk_config;
 use fleetwire::runtime::config::{ConfigError, Env};
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use presence::{Presence, PresenceConfig};
 use serde_json::Value;
 
@@ -19,11 +19,8 @@ async fn init() -> Result<Presence<DynamoDeviceState>, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let presence = fleetwire::runtime::init::or_report(init().await).await?;
-    let presence = &presence;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    fleetwire::runtime::serve(init(), async |presence, event: LambdaEvent<Value>| {
         presence.handle(&event.payload).await
-    }))
+    })
     .await
 }

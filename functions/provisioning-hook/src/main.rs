@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use fleetwire::adapters::DynamoRegistry;
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::{ConfigError, Env};
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use provisioning_hook::{HookConfig, ProvisioningHook, config::SDK_DEFAULTS};
 use serde_json::Value;
 
@@ -23,11 +23,8 @@ async fn init() -> Result<ProvisioningHook<DynamoRegistry>, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let hook = fleetwire::runtime::init::or_report(init().await).await?;
-    let hook = &hook;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    fleetwire::runtime::serve(init(), async |hook, event: LambdaEvent<Value>| {
         Ok::<_, Infallible>(hook.handle(&event.payload).await)
-    }))
+    })
     .await
 }

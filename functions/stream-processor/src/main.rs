@@ -5,7 +5,7 @@ use fleetwire::adapters::{DynamoDeviceState, DynamoProcessing, SnsAlerts, SqsDea
 use fleetwire::runtime::aws::load_sdk_config;
 use fleetwire::runtime::config::{ConfigError, Env};
 use fleetwire::runtime::retry::RetryPolicy;
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stream_processor::{Processor, ProcessorConfig, handle};
 
@@ -36,11 +36,8 @@ async fn init() -> Result<Configured, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let processor = fleetwire::runtime::init::or_report(init().await).await?;
-    let processor = &processor;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    fleetwire::runtime::serve(init(), async |processor, event: LambdaEvent<Value>| {
         handle(processor, &event.payload).await
-    }))
+    })
     .await
 }

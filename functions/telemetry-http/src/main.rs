@@ -5,14 +5,16 @@
 // layout query depth of 128 once the runtime wraps it.
 #![recursion_limit = "256"]
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use std::convert::Infallible;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use fleetwire::adapters::{DynamoIdempotency, DynamoRateCounter, SqsDeadLetters};
 use fleetwire::domain::rate_limit::CallerRateLimiter;
 use fleetwire::ingest::sink::{ConfiguredSink, InitError, connect};
 use fleetwire::ingest::{Ingest, IngestConfig};
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::Env;
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use telemetry_http::{HttpConfig, HttpIngest};
 use time::OffsetDateTime;
 
@@ -40,19 +42,17 @@ async fn init() -> Result<Entry, InitError> {
     })
 }
 
-async fn handler(
-    entry: &Entry,
-    event: LambdaEvent<ApiGatewayV2httpRequest>,
-) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error> {
-    Ok(entry
-        .handle(&event.payload, OffsetDateTime::now_utc())
-        .await)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let entry = fleetwire::runtime::init::or_report(init().await).await?;
-    let entry = &entry;
-    lambda_runtime::run(service_fn(move |event| handler(entry, event))).await
+    fleetwire::runtime::serve(
+        init(),
+        async |entry, event: LambdaEvent<ApiGatewayV2httpRequest>| {
+            Ok::<_, Infallible>(
+                entry
+                    .handle(&event.payload, OffsetDateTime::now_utc())
+                    .await,
+            )
+        },
+    )
+    .await
 }

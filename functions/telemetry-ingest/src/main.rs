@@ -10,7 +10,7 @@ use fleetwire::ingest::Ingest;
 use fleetwire::ingest::sink::{ConfiguredSink, InitError, connect};
 use fleetwire::runtime::aws::load_sdk_config;
 use fleetwire::runtime::config::Env;
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use telemetry_ingest::{TelemetryIngestConfig, handle};
 use time::OffsetDateTime;
@@ -24,11 +24,8 @@ async fn init() -> Result<Ingest<ConfiguredSink, SqsDeadLetters>, InitError> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    fleetwire::runtime::logging::init();
-    let ingest = fleetwire::runtime::init::or_report(init().await).await?;
-    let ingest = &ingest;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    fleetwire::runtime::serve(init(), async |ingest, event: LambdaEvent<Value>| {
         handle(ingest, &event.payload, OffsetDateTime::now_utc()).await
-    }))
+    })
     .await
 }

@@ -1,6 +1,7 @@
-//! What a function needs around its handler: typed configuration from the environment,
-//! the AWS SDK's settings, init failures reported the way managed runtimes report them,
-//! logging, retry with backoff, and the adapters' error classification.
+//! What a function needs around its handler: the process's life ([`serve`]), typed
+//! configuration from the environment, the AWS SDK's settings, init failures reported the
+//! way managed runtimes report them, logging, retry with backoff, and the adapters' error
+//! classification.
 
 pub mod aws;
 pub mod config;
@@ -8,3 +9,6 @@ pub mod error;
 pub mod init;
 pub mod logging;
 pub mod retry;
+mod serve;
+
+pub use serve::serve;
