@@ -1,6 +1,7 @@
 //! DynamoDB adapters: one file (or folder) per table, each adapter type in one file; the
 //! item helpers and the conditional-write and transaction helpers they all use.
 
+mod batch;
 pub mod conditional;
 pub mod device_state;
 pub mod idempotency;

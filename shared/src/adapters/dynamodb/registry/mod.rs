@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 mod item;
 
+use super::batch::until_processed;
 use super::conditional::{conditional, conditional_update};
 use super::item::{Item, ItemReader, rfc3339, s};
 use crate::domain::device_state::WriteOutcome;
@@ -283,28 +284,13 @@ impl DynamoRegistry {
         const CALL: &str = "DynamoDB.BatchGetItem";
         let mut found = Vec::with_capacity(serials.len());
         for chunk in serials.chunks(BATCH_GET_MAX) {
-            let mut keys: Vec<Item> = chunk
+            let keys: Vec<Item> = chunk
                 .iter()
                 .map(|serial| [("serial".to_string(), s(serial.as_str()))].into())
                 .collect();
-            let started = tokio::time::Instant::now();
-            let mut attempt = 0;
-            while !keys.is_empty() {
-                if attempt > 0 {
-                    let wait = retry.next_wait(attempt, started.elapsed()).ok_or_else(|| {
-                        StoreError::Throttled {
-                            call: CALL.into(),
-                            message: format!(
-                                "{} keys still unprocessed after {attempt} attempts",
-                                keys.len()
-                            ),
-                        }
-                    })?;
-                    tokio::time::sleep(wait).await;
-                }
-                attempt += 1;
+            until_processed(CALL, "keys", retry, keys, async |keys| {
                 let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .set_keys(Some(keys))
                     .consistent_read(true)
                     .build()
                     .map_err(|e| StoreError::corrupt(CALL, e.to_string()))?;
@@ -315,15 +301,21 @@ impl DynamoRegistry {
                     .send()
                     .await
                     .map_err(|e| StoreError::from_sdk(CALL, e))?;
-                if let Some(items) = output.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        found.push(registry_entry(CALL, item)?);
-                    }
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    found.push(registry_entry(CALL, item)?);
                 }
-                if let Some(left) = output.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    keys = left.keys().to_vec();
-                }
-            }
+                Ok(output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|left| left.keys().to_vec())
+                    .unwrap_or_default())
+            })
+            .await?;
         }
         Ok(found)
     }
@@ -338,7 +330,7 @@ impl DynamoRegistry {
         const CALL: &str = "DynamoDB.BatchWriteItem";
         let mut calls = 0;
         for chunk in entries.chunks(BATCH_WRITE_MAX) {
-            let mut pending: Vec<WriteRequest> = chunk
+            let pending: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|entry| {
                     let put = PutRequest::builder()
@@ -348,34 +340,21 @@ impl DynamoRegistry {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
-            let started = tokio::time::Instant::now();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt > 0 {
-                    let wait = retry.next_wait(attempt, started.elapsed()).ok_or_else(|| {
-                        StoreError::Throttled {
-                            call: CALL.into(),
-                            message: format!(
-                                "{} items still unprocessed after {attempt} attempts",
-                                pending.len()
-                            ),
-                        }
-                    })?;
-                    tokio::time::sleep(wait).await;
-                }
-                attempt += 1;
-                calls += 1;
+            calls += until_processed(CALL, "items", retry, pending, async |pending| {
                 let output = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .request_items(&self.table, pending)
                     .send()
                     .await
                     .map_err(|e| StoreError::from_sdk(CALL, e))?;
-                if let Some(left) = output.unprocessed_items().and_then(|u| u.get(&self.table)) {
-                    pending = left.clone();
-                }
-            }
+                Ok(output
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default())
+            })
+            .await?;
         }
         Ok(calls)
     }
