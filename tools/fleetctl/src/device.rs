@@ -2,13 +2,13 @@
 //! happened to device X?": its Registry row, its State (online, last seen, firmware), its
 //! latest hourly summaries and its OTA history.
 
-use fleetwire::adapters::dynamodb::item::attribute_to_json;
+use fleetwire::adapters::dynamodb::item::item_to_json;
 use fleetwire::adapters::{DynamoOtaAdmin, DynamoRegistry};
 use fleetwire::domain::processing::HourlySummary;
 use fleetwire::domain::registry::{Registry, RegistryEntry, Serial};
 use fleetwire::runtime::error::StoreError;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -88,7 +88,7 @@ async fn state(tables: &DeviceTables<'_>, device_id: &str) -> Result<Option<Valu
         .send()
         .await
         .map_err(|e| StoreError::from_sdk("DynamoDB.GetItem", e))?;
-    Ok(output.item().map(to_json))
+    Ok(output.item().map(item_to_json))
 }
 
 async fn summaries(tables: &DeviceTables<'_>, device_id: &str) -> Result<Vec<Value>, Failure> {
@@ -109,7 +109,7 @@ async fn summaries(tables: &DeviceTables<'_>, device_id: &str) -> Result<Vec<Val
     Ok(output
         .items()
         .iter()
-        .map(|item| summary(&to_json(item)))
+        .map(|item| summary(&item_to_json(item)))
         .collect())
 }
 
@@ -146,16 +146,6 @@ fn millis(value: &Value, key: &str) -> String {
         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "-".into())
-}
-
-fn to_json(
-    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), attribute_to_json(v)))
-            .collect::<Map<_, _>>(),
-    )
 }
 
 fn text(value: &Value, key: &str) -> String {

@@ -110,6 +110,15 @@ pub fn json_to_attribute(value: &Value) -> AttributeValue {
     }
 }
 
+/// A whole item as a JSON object, each attribute by [`attribute_to_json`].
+pub fn item_to_json(item: &Item) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), attribute_to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
 /// The inverse of [`json_to_attribute`]; sets become arrays, binaries are dropped to null.
 pub fn attribute_to_json(attribute: &AttributeValue) -> Value {
     match attribute {

@@ -389,13 +389,7 @@ impl DynamoOtaAdmin {
         Ok(output
             .items()
             .iter()
-            .map(|item| {
-                serde_json::Value::Object(
-                    item.iter()
-                        .map(|(k, v)| (k.clone(), super::item::attribute_to_json(v)))
-                        .collect(),
-                )
-            })
+            .map(super::item::item_to_json)
             .collect())
     }
 }
