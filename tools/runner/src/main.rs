@@ -3,28 +3,21 @@
 //! local CloudFront, all as template.yaml wires them ([`runner::start`]);
 //! `wiring` prints what it plays (and fails, with the reason, on anything it cannot play).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use runner::start::{RunArgs, region, run};
 use runner::wiring::{RouteAuth, Source, Wiring};
 use stack::LOCAL_ACCOUNT;
-use stack::template::Template;
+use stack::cli::TemplateArgs;
 
 #[derive(Parser)]
 #[command(
     about = "The local IoT Core: rules, fleet provisioning, lifecycle events and event source mappings from template.yaml"
 )]
 struct Cli {
-    #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
-    /// Stack name, for `${AWS::StackName}`.
-    #[arg(long, default_value = "fleetwire")]
-    stack_name: String,
-    /// Template parameter override, `Name=Value` (repeatable).
-    #[arg(long = "parameter", value_name = "NAME=VALUE")]
-    parameters: Vec<String>,
+    #[command(flatten)]
+    stack: TemplateArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,16 +67,10 @@ fn main() -> ExitCode {
 }
 
 fn wiring(cli: &Cli) -> Result<Wiring, Box<dyn std::error::Error>> {
-    let mut template = Template::load(&cli.template)?;
-    for pair in &cli.parameters {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("--parameter {pair:?}: expected NAME=VALUE"))?;
-        template.set_parameter(name, value)?;
-    }
+    let template = cli.stack.load()?;
     Ok(Wiring::read(
         &template,
-        &cli.stack_name,
+        &cli.stack.stack_name,
         &region(),
         LOCAL_ACCOUNT,
     )?)

@@ -4,6 +4,7 @@
 //! `stack` binary creates them; the local runner reads the rest of the template
 //! (rules, functions, event source mappings) through the same resolver.
 
+pub mod cli;
 pub mod globals;
 pub mod plan;
 pub mod policy;

@@ -16,22 +16,16 @@ use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::Env;
 
 use stack::LOCAL_ACCOUNT;
+use stack::cli::TemplateArgs;
 use stack::plan::{self, Planned};
-use stack::template::Template;
 
 use crate::local::{Clients, Outcome, State};
 
 #[derive(Parser)]
 #[command(about = "Creates and checks the resources of template.yaml on the local stack")]
 struct Cli {
-    #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
-    /// Stack name, for `${AWS::StackName}`.
-    #[arg(long, default_value = "fleetwire")]
-    stack_name: String,
-    /// Template parameter override, `Name=Value` (repeatable).
-    #[arg(long = "parameter", value_name = "NAME=VALUE")]
-    parameters: Vec<String>,
+    #[command(flatten)]
+    stack: TemplateArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,17 +61,12 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     if matches!(cli.command, Command::CheckPolicy) {
-        return check_policy(&cli.template);
+        return check_policy(&cli.stack.template);
     }
-    let mut template = Template::load(&cli.template)?;
-    for pair in &cli.parameters {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("--parameter {pair:?}: expected NAME=VALUE"))?;
-        template.set_parameter(name, value)?;
-    }
+    let template = cli.stack.load()?;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
-    let (planned, attributes) = plan::plan(&template, &cli.stack_name, &region, LOCAL_ACCOUNT)?;
+    let (planned, attributes) =
+        plan::plan(&template, &cli.stack.stack_name, &region, LOCAL_ACCOUNT)?;
     // Emulators answer at once or not at all: fail fast instead of retrying.
     let defaults = SdkSettings {
         max_attempts: 1,

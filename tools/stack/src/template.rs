@@ -23,6 +23,8 @@ pub enum TemplateError {
     Resolve { at: String, problem: String },
     #[error("unknown parameter {0} (the template declares no such parameter)")]
     UnknownParameter(String),
+    #[error("--parameter {0:?}: expected NAME=VALUE")]
+    ParameterSyntax(String),
 }
 
 /// One resource as declared.
