@@ -49,9 +49,11 @@ TANSU="$LOCAL/tansu/bin/tansu"
 # On a terminal cargo shows its progress (the first build takes several minutes on 2 cores);
 # in a log it stays quiet.
 build_bins() {
-  local quiet=(--quiet)
+  local quiet=(--quiet) started=$SECONDS
   [ -t 2 ] && quiet=()
-  cargo build "${quiet[@]}" --workspace --bins "$@"
+  cargo build "${quiet[@]}" --workspace --bins "$@" || return
+  # A first build takes minutes with no output off a terminal: say how long it took.
+  if [ $((SECONDS - started)) -ge 30 ]; then say "workspace built in $((SECONDS - started)) s"; fi
 }
 # `--bin <function>` for each function crate: a build of exactly what sam build builds.
 function_bins() {
