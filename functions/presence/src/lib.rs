@@ -1,9 +1,10 @@
 //! presence: the target of the `$aws/events/presence/+/+` IoT rule.
 //!
 //! Each lifecycle event is applied to the device's State row by the rules of
-//! `fleetwire::domain::presence` (a connect newer than the current session's, a disconnect of the
-//! current session only, a disconnect that arrives before its connect held until it comes),
-//! so late, duplicate and reordered events never show a device offline that is online.
+//! `fleetwire::domain::presence` (events ordered by IoT Core's version numbers, not its
+//! approximate clock; a disconnect of the current connection only; a disconnect that
+//! arrives before its connect held until it comes), so late, duplicate and reordered
+//! events never show a device offline that is online.
 
 pub mod config;
 
@@ -68,6 +69,7 @@ impl<S: PresenceStore> Presence<S> {
             device_id = %device,
             event_type = ?lifecycle.event_type,
             session = %lifecycle.session_identifier,
+            version = lifecycle.version_number,
             timestamp = lifecycle.timestamp,
             outcome = outcome_name(outcome),
             "presence event applied"

@@ -1,18 +1,18 @@
-//! Presence on DynamoDB Local: the conditional writes give, for any delivery order and any
-//! concurrency, the state that in-order delivery gives under the pure rules.
-//! Run by `scripts/test` after `scripts/stack up`; without the stack they fail saying so.
+//! Presence on DynamoDB Local: for histories as IoT Core produces them (version numbers,
+//! kicked and persistent sessions, resets, ±2 minute clocks), the conditional writes give
+//! for any delivery order and any concurrency what the pure rules give, and that is the
+//! last connection's presence. Run by `scripts/test` after `scripts/stack up`; without the
+//! stack they fail saying so.
 
 use std::sync::Arc;
 
 use fleetwire::adapters::DynamoDeviceState;
-use fleetwire::domain::presence::{
-    LifecycleEvent, LifecycleType, PresenceState, PresenceStore, PresenceView,
-};
+use fleetwire::domain::presence::{PresenceState, PresenceStore};
 use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
-use fleetwire::testing::{START_HINT, stack_var};
+use fleetwire::testing::lifecycle::lifecycle_history;
+use fleetwire::testing::{START_HINT, stack_var, unique_id};
 use presence::Presence;
-use time::OffsetDateTime;
 
 async fn store() -> DynamoDeviceState {
     let table = stack_var("STATE_TABLE");
@@ -24,84 +24,36 @@ async fn store() -> DynamoDeviceState {
     DynamoDeviceState::new(aws_sdk_dynamodb::Client::new(&sdk), table)
 }
 
-fn event(device: &str, kind: LifecycleType, session: usize, at: i64) -> LifecycleEvent {
-    LifecycleEvent {
-        client_id: device.into(),
-        timestamp: at,
-        event_type: kind,
-        session_identifier: format!("session-{session}"),
-        principal_identifier: None,
-        version_number: Some(session as i64),
-        client_initiated_disconnect: None,
-        disconnect_reason: (kind == LifecycleType::Disconnected)
-            .then(|| "CONNECTION_LOST".to_string()),
-    }
-}
-
-/// A real history: connects in order, each session ending after it began and in order,
-/// some ending after the next began (kicked); the last session may be open.
-fn history(device: &str, rng: &mut fastrand::Rng) -> Vec<LifecycleEvent> {
-    let sessions = rng.usize(1..6);
-    let mut events = Vec::new();
-    let mut last_end = 0;
-    for i in 0..sessions {
-        let start = 1_000 * (i as i64 + 1);
-        events.push(event(device, LifecycleType::Connected, i, start));
-        if i + 1 == sessions && rng.bool() {
-            break;
-        }
-        let end = (start + rng.i64(1..1_300) * 2 - 1).max(last_end + 2) | 1;
-        last_end = end;
-        events.push(event(device, LifecycleType::Disconnected, i, end));
-    }
-    events
-}
-
-fn in_order(events: &[LifecycleEvent]) -> PresenceView {
-    let mut sorted = events.to_vec();
-    sorted.sort_by_key(|e| e.timestamp);
-    let mut state = PresenceState::default();
-    for e in &sorted {
-        state.apply(e);
-    }
-    state.view()
-}
-
-fn device(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000,
-        fastrand::u32(..)
-    )
-}
-
 #[tokio::test]
-async fn any_delivery_order_with_duplicates_ends_like_in_order_delivery() {
+async fn any_delivery_order_with_duplicates_agrees_with_the_pure_rules_event_by_event() {
     let store = store().await;
     let mut rng = fastrand::Rng::with_seed(20261125);
-    for _ in 0..25 {
-        let id = device("presence-order");
-        let events = history(&id, &mut rng);
-        let mut delivered = events.clone();
+    for _ in 0..40 {
+        let id = unique_id("presence-order");
+        let history = lifecycle_history(&id, &mut rng);
+        let mut delivered = history.events.clone();
         for _ in 0..rng.usize(0..4) {
-            delivered.push(events[rng.usize(..events.len())].clone());
+            delivered.push(history.events[rng.usize(..history.events.len())].clone());
         }
         rng.shuffle(&mut delivered);
         let device = DeviceId::parse(&id).unwrap();
+        let mut pure = PresenceState::default();
         for e in &delivered {
-            store
+            let outcome = store
                 .apply_presence(&device, e)
                 .await
                 .unwrap_or_else(|err| panic!("{err}\n{START_HINT}"));
+            assert_eq!(outcome, pure.apply(e), "{id}: {e:?} in {delivered:#?}");
         }
         let stored = store
             .presence(&device)
             .await
             .unwrap()
             .expect("presence stored");
+        assert_eq!(stored, pure, "{id}: delivered {delivered:#?}");
         assert_eq!(
             stored.view(),
-            in_order(&events),
+            history.expected,
             "{id}: delivered {delivered:#?}"
         );
     }
@@ -112,12 +64,13 @@ async fn concurrent_writers_for_one_device_never_move_presence_backwards() {
     let store = Arc::new(Presence::new(store().await));
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..10 {
-        let id = device("presence-concurrent");
-        let events = history(&id, &mut rng);
+        let id = unique_id("presence-concurrent");
+        let history = lifecycle_history(&id, &mut rng);
         // Every event twice, all at once.
-        let tasks: Vec<_> = events
+        let tasks: Vec<_> = history
+            .events
             .iter()
-            .chain(events.iter())
+            .chain(history.events.iter())
             .map(|e| {
                 let store = Arc::clone(&store);
                 let payload = serde_json::to_value(e).unwrap();
@@ -135,6 +88,6 @@ async fn concurrent_writers_for_one_device_never_move_presence_backwards() {
             .await
             .unwrap()
             .expect("stored");
-        assert_eq!(stored.view(), in_order(&events), "{id}");
+        assert_eq!(stored.view(), history.expected, "{id}");
     }
 }

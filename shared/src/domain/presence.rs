@@ -1,40 +1,65 @@
 //! Device presence from IoT Core lifecycle events, right under late, duplicate and
-//! reordered delivery.
+//! reordered delivery and under IoT Core's approximate clock.
 //!
-//! The rules, applied by the pure [`PresenceState::apply`] and by the DynamoDB adapter in
-//! single conditional writes:
-//! - a connect applies when it is newer than the current session's connect; it makes the
-//!   device online and clears the previous session's disconnect;
-//! - a disconnect applies only to the current session, and not before its connect;
-//! - a disconnect for a session whose connect has not arrived yet is remembered (the
-//!   newest one), so when that connect comes it applies and the device is offline at once;
-//! - anything else (older, duplicate, another session's disconnect) changes nothing.
+//! What AWS promises (AWS IoT Core developer guide, "Lifecycle events",
+//! <https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html>):
+//! lifecycle messages "might be sent out of order" and duplicated; `timestamp` is "an
+//! approximation of when the event occurred", accurate to ±2 minutes; `versionNumber` is
+//! "a monotonically increasing long integer value for each client ID connection" that a
+//! subscriber uses "to infer the order of lifecycle events": a connection's connect and
+//! disconnect carry the same number, and it starts again from 0 once the client id has
+//! been disconnected for about an hour.
 //!
-//! Connects are compared with the last applied *connect*, not the last event: when a device
-//! reconnects, IoT Core may end the old session (DUPLICATE_CLIENTID) with a disconnect
-//! timestamped after the new connect, and that must not hide the reconnect.
+//! So events are ordered by their [`Mark`]: by version number, unless their timestamps
+//! lie [`RESET_GAP_MS`] or more apart, when only the timestamps can order them (a reset may
+//! lie between them, and no clock error is that large). The rules, applied by the pure
+//! [`PresenceState::apply`] and by the DynamoDB adapter in single conditional writes:
+//! - a connect applies when it is after the current connection's connect; it makes the
+//!   device online and clears the previous connection's disconnect;
+//! - a disconnect applies only to the current connection (same version and session);
+//! - a disconnect of a connection after the current one is remembered (the latest one),
+//!   so when that connection's connect comes it applies and the device is offline at once;
+//! - anything else (older, duplicate, another connection's disconnect) changes nothing.
+//!
+//! When a device reconnects, IoT Core ends the old connection (`DUPLICATE_CLIENTID`); that
+//! disconnect carries the old connection's version, so it can never end the new one,
+//! whatever the timestamps say.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::telemetry::DeviceId;
+
+/// Timestamps this far apart order two events by themselves. Half an hour: far more than
+/// twice IoT Core's ±2 minutes, far less than the hour of disconnection after which version
+/// numbers start again.
+pub const RESET_GAP_MS: i64 = 30 * 60 * 1000;
 
 /// One lifecycle event, as IoT Core publishes it on `$aws/events/presence/<type>/<clientId>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleEvent {
     pub client_id: String,
-    /// Milliseconds since the epoch.
+    /// Milliseconds since the epoch, ±2 minutes.
     pub timestamp: i64,
     pub event_type: LifecycleType,
     pub session_identifier: String,
     #[serde(default)]
     pub principal_identifier: Option<String>,
-    #[serde(default)]
-    pub version_number: Option<i64>,
+    /// The connection's number for this client id; what orders events.
+    pub version_number: i64,
     #[serde(default)]
     pub client_initiated_disconnect: Option<bool>,
     #[serde(default)]
     pub disconnect_reason: Option<String>,
+}
+
+impl LifecycleEvent {
+    pub fn mark(&self) -> Mark {
+        Mark {
+            version: self.version_number,
+            at: self.timestamp,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,12 +69,45 @@ pub enum LifecycleType {
     Disconnected,
 }
 
+/// Where an event stands in a client id's history: its version number and timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub version: i64,
+    pub at: i64,
+}
+
+impl Mark {
+    /// Whether this event happened after `other`: by timestamp when they lie
+    /// [`RESET_GAP_MS`] or more apart, otherwise by version number.
+    pub fn is_after(&self, other: &Mark) -> bool {
+        other.at <= self.at - RESET_GAP_MS
+            || (other.at < self.at + RESET_GAP_MS && other.version < self.version)
+    }
+}
+
 /// A disconnect whose connect has not been applied yet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PendingDisconnect {
     pub session_id: String,
+    pub version: i64,
     pub at: i64,
     pub reason: Option<String>,
+}
+
+impl PendingDisconnect {
+    fn mark(&self) -> Mark {
+        Mark {
+            version: self.version,
+            at: self.at,
+        }
+    }
+
+    /// Whether this is the disconnect of the connection `connect` starts.
+    fn ends(&self, connect: &LifecycleEvent) -> bool {
+        self.version == connect.version_number
+            && self.session_id == connect.session_identifier
+            && self.at > connect.timestamp - RESET_GAP_MS
+    }
 }
 
 /// The presence part of a device's State row.
@@ -57,6 +115,8 @@ pub struct PendingDisconnect {
 pub struct PresenceState {
     pub online: bool,
     pub session_id: Option<String>,
+    /// The version number of the current connection.
+    pub session_version: Option<i64>,
     pub connected_at: Option<i64>,
     pub disconnected_at: Option<i64>,
     pub disconnect_reason: Option<String>,
@@ -98,61 +158,89 @@ impl PresenceState {
         }
     }
 
+    /// The current connection's connect.
+    fn connection(&self) -> Option<Mark> {
+        Some(Mark {
+            version: self.session_version?,
+            at: self.connected_at?,
+        })
+    }
+
+    /// Whether `event` belongs to the current connection: the same version number and
+    /// session, and not stamped long before the connect.
+    fn is_current(&self, event: &LifecycleEvent) -> bool {
+        self.session_version == Some(event.version_number)
+            && self.session_id.as_deref() == Some(event.session_identifier.as_str())
+            && self
+                .connected_at
+                .is_some_and(|at| at < event.timestamp + RESET_GAP_MS)
+    }
+
     /// Applies one event by the rules of this module.
     pub fn apply(&mut self, event: &LifecycleEvent) -> PresenceOutcome {
-        let session = &event.session_identifier;
         match event.event_type {
-            LifecycleType::Connected => {
-                if self.connected_at.is_some_and(|at| at >= event.timestamp) {
-                    return PresenceOutcome::Ignored;
-                }
-                self.session_id = Some(session.clone());
-                self.connected_at = Some(event.timestamp);
-                let ended = self
-                    .pending_disconnect
-                    .take_if(|p| p.session_id == *session && p.at >= event.timestamp);
-                match ended {
-                    Some(pending) => {
-                        self.online = false;
-                        self.disconnected_at = Some(pending.at);
-                        self.disconnect_reason = pending.reason;
-                        PresenceOutcome::ConnectedAndEnded
-                    }
-                    None => {
-                        self.online = true;
-                        self.disconnected_at = None;
-                        self.disconnect_reason = None;
-                        PresenceOutcome::Connected
-                    }
-                }
+            LifecycleType::Connected => self.connect(event),
+            LifecycleType::Disconnected => self.disconnect(event),
+        }
+    }
+
+    fn connect(&mut self, event: &LifecycleEvent) -> PresenceOutcome {
+        if self
+            .connection()
+            .is_some_and(|current| !event.mark().is_after(&current))
+        {
+            return PresenceOutcome::Ignored;
+        }
+        self.session_id = Some(event.session_identifier.clone());
+        self.session_version = Some(event.version_number);
+        self.connected_at = Some(event.timestamp);
+        match self.pending_disconnect.take_if(|p| p.ends(event)) {
+            Some(pending) => {
+                self.online = false;
+                self.disconnected_at = Some(pending.at);
+                self.disconnect_reason = pending.reason;
+                PresenceOutcome::ConnectedAndEnded
             }
-            LifecycleType::Disconnected => {
-                if self.session_id.as_ref() == Some(session) {
-                    let applies =
-                        self.online && self.connected_at.is_some_and(|at| at <= event.timestamp);
-                    if !applies {
-                        return PresenceOutcome::Ignored;
-                    }
-                    self.online = false;
-                    self.disconnected_at = Some(event.timestamp);
-                    self.disconnect_reason = event.disconnect_reason.clone();
-                    return PresenceOutcome::Disconnected;
-                }
-                if self
-                    .pending_disconnect
-                    .as_ref()
-                    .is_some_and(|p| p.at >= event.timestamp)
-                {
-                    return PresenceOutcome::Ignored;
-                }
-                self.pending_disconnect = Some(PendingDisconnect {
-                    session_id: session.clone(),
-                    at: event.timestamp,
-                    reason: event.disconnect_reason.clone(),
-                });
-                PresenceOutcome::DisconnectHeld
+            None => {
+                self.online = true;
+                self.disconnected_at = None;
+                self.disconnect_reason = None;
+                PresenceOutcome::Connected
             }
         }
+    }
+
+    fn disconnect(&mut self, event: &LifecycleEvent) -> PresenceOutcome {
+        if self.is_current(event) {
+            if self.online {
+                self.online = false;
+                self.disconnected_at = Some(event.timestamp);
+                self.disconnect_reason = event.disconnect_reason.clone();
+                return PresenceOutcome::Disconnected;
+            }
+            if self
+                .disconnected_at
+                .is_some_and(|at| at > event.timestamp - RESET_GAP_MS)
+            {
+                return PresenceOutcome::Ignored;
+            }
+        }
+        let mark = event.mark();
+        let later_than_connection = self.connection().is_none_or(|c| mark.is_after(&c));
+        let later_than_pending = self
+            .pending_disconnect
+            .as_ref()
+            .is_none_or(|p| mark.is_after(&p.mark()));
+        if !(later_than_connection && later_than_pending) {
+            return PresenceOutcome::Ignored;
+        }
+        self.pending_disconnect = Some(PendingDisconnect {
+            session_id: event.session_identifier.clone(),
+            version: event.version_number,
+            at: event.timestamp,
+            reason: event.disconnect_reason.clone(),
+        });
+        PresenceOutcome::DisconnectHeld
     }
 }
 
@@ -186,25 +274,27 @@ pub trait PresenceStore: Send + Sync {
 mod tests {
     use super::*;
 
-    pub(crate) fn connect(session: &str, at: i64) -> LifecycleEvent {
+    const MINUTE: i64 = 60_000;
+
+    pub(crate) fn connect(session: &str, version: i64, at: i64) -> LifecycleEvent {
         LifecycleEvent {
             client_id: "car-1".into(),
             timestamp: at,
             event_type: LifecycleType::Connected,
             session_identifier: session.into(),
             principal_identifier: None,
-            version_number: None,
+            version_number: version,
             client_initiated_disconnect: None,
             disconnect_reason: None,
         }
     }
 
-    pub(crate) fn disconnect(session: &str, at: i64, reason: &str) -> LifecycleEvent {
+    pub(crate) fn disconnect(session: &str, version: i64, at: i64, reason: &str) -> LifecycleEvent {
         LifecycleEvent {
             event_type: LifecycleType::Disconnected,
             disconnect_reason: Some(reason.into()),
             client_initiated_disconnect: Some(reason == "CLIENT_INITIATED_DISCONNECT"),
-            ..connect(session, at)
+            ..connect(session, version, at)
         }
     }
 
@@ -216,7 +306,10 @@ mod tests {
 
     #[test]
     fn connect_then_disconnect() {
-        let (state, outcomes) = run(&[connect("s1", 10), disconnect("s1", 20, "CONNECTION_LOST")]);
+        let (state, outcomes) = run(&[
+            connect("s1", 0, 10),
+            disconnect("s1", 0, 20, "CONNECTION_LOST"),
+        ]);
         assert_eq!(
             outcomes,
             vec![PresenceOutcome::Connected, PresenceOutcome::Disconnected]
@@ -231,10 +324,10 @@ mod tests {
     #[test]
     fn duplicates_change_nothing() {
         let (state, outcomes) = run(&[
-            connect("s1", 10),
-            connect("s1", 10),
-            disconnect("s1", 20, "X"),
-            disconnect("s1", 20, "X"),
+            connect("s1", 0, 10),
+            connect("s1", 0, 10),
+            disconnect("s1", 0, 20, "X"),
+            disconnect("s1", 0, 20, "X"),
         ]);
         assert_eq!(outcomes[1], PresenceOutcome::Ignored);
         assert_eq!(outcomes[3], PresenceOutcome::Ignored);
@@ -242,42 +335,92 @@ mod tests {
     }
 
     #[test]
-    fn old_sessions_disconnect_after_the_reconnect_keeps_the_device_online() {
-        // s1 is kicked when s2 connects; its disconnect is stamped after s2's connect.
+    fn a_reconnect_stamped_before_the_old_connect_still_wins_and_the_kick_cannot_end_it() {
+        // IoT Core's clock is good to ±2 minutes: the reconnect (version 1) may carry an
+        // earlier timestamp than the connection it replaces (version 0), and the old
+        // connection's DUPLICATE_CLIENTID disconnect a later one than both.
         let (state, outcomes) = run(&[
-            connect("s1", 10),
-            connect("s2", 30),
-            disconnect("s1", 31, "DUPLICATE_CLIENTID"),
+            connect("s1", 0, 10 * MINUTE),
+            connect("s2", 1, 10 * MINUTE - 90_000),
+            disconnect("s1", 0, 10 * MINUTE + 500, "DUPLICATE_CLIENTID"),
         ]);
-        assert_eq!(outcomes[2], PresenceOutcome::DisconnectHeld);
+        assert_eq!(
+            outcomes,
+            vec![
+                PresenceOutcome::Connected,
+                PresenceOutcome::Connected,
+                PresenceOutcome::Ignored
+            ]
+        );
         assert!(state.online);
         assert_eq!(state.session_id.as_deref(), Some("s2"));
     }
 
     #[test]
-    fn kicked_sessions_disconnect_first_does_not_hide_the_reconnect() {
+    fn the_kicked_connections_disconnect_first_does_not_hide_the_reconnect() {
         let (state, _) = run(&[
-            connect("s1", 10),
-            disconnect("s1", 31, "DUPLICATE_CLIENTID"),
-            connect("s2", 30),
+            connect("s1", 0, 10),
+            disconnect("s1", 0, 31, "DUPLICATE_CLIENTID"),
+            connect("s2", 1, 30),
         ]);
-        assert!(
-            state.online,
-            "s2 connected at 30 is newer than s1's connect"
-        );
+        assert!(state.online, "version 1 is after version 0");
         assert_eq!(state.session_id.as_deref(), Some("s2"));
     }
 
     #[test]
-    fn late_connect_of_an_older_session_is_ignored() {
-        let (state, outcomes) = run(&[connect("s2", 30), connect("s1", 10)]);
+    fn a_late_connect_of_an_older_connection_is_ignored_whatever_its_timestamp() {
+        let (state, outcomes) = run(&[connect("s2", 3, 30), connect("s1", 2, 90_000)]);
         assert_eq!(outcomes[1], PresenceOutcome::Ignored);
         assert_eq!(state.session_id.as_deref(), Some("s2"));
     }
 
     #[test]
-    fn disconnect_before_its_connect_ends_the_session_when_the_connect_comes() {
-        let (state, outcomes) = run(&[disconnect("s1", 20, "CONNECTION_LOST"), connect("s1", 10)]);
+    fn a_persistent_session_is_told_apart_by_its_version_numbers() {
+        // A persistent session keeps its session id across connections.
+        let (state, outcomes) = run(&[
+            connect("s1", 4, 10),
+            disconnect("s1", 5, 40, "CONNECTION_LOST"),
+            disconnect("s1", 4, 20, "CONNECTION_LOST"),
+            connect("s1", 5, 30),
+        ]);
+        assert_eq!(
+            outcomes,
+            vec![
+                PresenceOutcome::Connected,
+                PresenceOutcome::DisconnectHeld,
+                PresenceOutcome::Disconnected,
+                PresenceOutcome::ConnectedAndEnded
+            ]
+        );
+        assert_eq!((state.online, state.disconnected_at), (false, Some(40)));
+    }
+
+    #[test]
+    fn version_numbers_that_start_again_after_an_hour_disconnected_are_a_new_history() {
+        let reset = 2 * 60 * MINUTE;
+        let (state, outcomes) = run(&[
+            connect("s1", 7, 0),
+            disconnect("s1", 7, 10 * MINUTE, "CONNECTION_LOST"),
+            connect("s2", 0, reset),
+            // A late duplicate of the old connection's events changes nothing.
+            connect("s1", 7, 0),
+            disconnect("s1", 7, 10 * MINUTE, "CONNECTION_LOST"),
+        ]);
+        assert_eq!(outcomes[2], PresenceOutcome::Connected);
+        assert_eq!(
+            outcomes[3..],
+            [PresenceOutcome::Ignored, PresenceOutcome::Ignored]
+        );
+        assert!(state.online);
+        assert_eq!(state.session_id.as_deref(), Some("s2"));
+    }
+
+    #[test]
+    fn a_disconnect_before_its_connect_ends_the_connection_when_the_connect_comes() {
+        let (state, outcomes) = run(&[
+            disconnect("s1", 0, 20, "CONNECTION_LOST"),
+            connect("s1", 0, 10),
+        ]);
         assert_eq!(
             outcomes,
             vec![
@@ -294,11 +437,11 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_clears_the_previous_disconnect() {
+    fn a_reconnect_clears_the_previous_disconnect() {
         let (state, _) = run(&[
-            connect("s1", 10),
-            disconnect("s1", 20, "X"),
-            connect("s2", 30),
+            connect("s1", 0, 10),
+            disconnect("s1", 0, 20, "X"),
+            connect("s2", 1, 30),
         ]);
         assert_eq!(
             state.view(),
@@ -310,6 +453,16 @@ mod tests {
                 disconnect_reason: None
             }
         );
+    }
+
+    #[test]
+    fn marks_order_by_version_near_in_time_and_by_timestamp_far_apart() {
+        let mark = |version, at| Mark { version, at };
+        assert!(mark(2, 0).is_after(&mark(1, 5 * MINUTE)));
+        assert!(!mark(1, 5 * MINUTE).is_after(&mark(2, 0)));
+        assert!(!mark(1, 0).is_after(&mark(1, 0)), "the same connection");
+        assert!(mark(0, RESET_GAP_MS).is_after(&mark(9, 0)), "after a reset");
+        assert!(!mark(9, 0).is_after(&mark(0, RESET_GAP_MS)));
     }
 
     #[test]
@@ -335,68 +488,24 @@ mod tests {
 
     mod properties {
         use super::*;
+        use crate::testing::lifecycle::lifecycle_history;
         use proptest::prelude::*;
-
-        /// A device's real history: sessions begin in order (connects increase), each ends
-        /// after it began, and sessions end in the order they began, though an old session
-        /// may end after the next one began (IoT Core kicking it on reconnect). The last
-        /// session may still be open.
-        fn history() -> impl Strategy<Value = Vec<LifecycleEvent>> {
-            (
-                1usize..6,
-                proptest::collection::vec(1i64..1_300, 6),
-                any::<bool>(),
-            )
-                .prop_filter_map(
-                    "sessions must end in the order they began",
-                    |(sessions, offsets, last_open)| {
-                        let mut events = Vec::new();
-                        let mut last_end = i64::MIN;
-                        for (i, offset) in offsets.iter().enumerate().take(sessions) {
-                            let start = 1_000 * (i as i64 + 1);
-                            events.push(connect(&format!("s{i}"), start));
-                            if i + 1 == sessions && last_open {
-                                break;
-                            }
-                            // Odd offsets never collide with a connect (multiples of 1000).
-                            let end = start + offset * 2 - 1;
-                            if end <= last_end {
-                                return None;
-                            }
-                            last_end = end;
-                            events.push(disconnect(&format!("s{i}"), end, "CONNECTION_LOST"));
-                        }
-                        Some(events)
-                    },
-                )
-        }
-
-        fn in_order(events: &[LifecycleEvent]) -> PresenceView {
-            let mut sorted = events.to_vec();
-            sorted.sort_by_key(|e| e.timestamp);
-            run(&sorted).0.view()
-        }
 
         proptest! {
             #[test]
-            fn any_delivery_order_with_duplicates_ends_like_in_order_delivery(
-                events in history(),
-                order in any::<proptest::sample::Index>(),
-                duplicates in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
+            fn any_delivery_order_with_duplicates_ends_in_the_last_connections_presence(
                 seed in any::<u64>(),
+                duplicates in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
             ) {
-                let expected = in_order(&events);
-                let mut delivered = events.clone();
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let history = lifecycle_history("car-1", &mut rng);
+                prop_assert_eq!(run(&history.events).0.view(), history.expected.clone());
+                let mut delivered = history.events.clone();
                 for d in &duplicates {
-                    delivered.push(events[d.index(events.len())].clone());
+                    delivered.push(history.events[d.index(history.events.len())].clone());
                 }
-                // A permutation chosen by the seed (Fisher-Yates with a small LCG).
-                let mut state = seed ^ (order.index(usize::MAX) as u64);
-                for i in (1..delivered.len()).rev() {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    delivered.swap(i, (state >> 33) as usize % (i + 1));
-                }
-                prop_assert_eq!(run(&delivered).0.view(), expected);
+                rng.shuffle(&mut delivered);
+                prop_assert_eq!(run(&delivered).0.view(), history.expected);
             }
         }
     }

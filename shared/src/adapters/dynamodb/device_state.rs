@@ -9,7 +9,8 @@ use super::conditional::conditional_update;
 use super::item::{Item, ItemReader, json_to_attribute, n, s};
 use crate::domain::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::domain::presence::{
-    LifecycleEvent, LifecycleType, PendingDisconnect, PresenceOutcome, PresenceState, PresenceStore,
+    LifecycleEvent, LifecycleType, PendingDisconnect, PresenceOutcome, PresenceState,
+    PresenceStore, RESET_GAP_MS,
 };
 use crate::domain::telemetry::{DeviceId, TelemetryRecord};
 use crate::runtime::error::StoreError;
@@ -101,10 +102,12 @@ fn presence_of(item: &Item) -> Result<PresenceState, StoreError> {
     let r = ItemReader { call: CALL, item };
     let pending = match (
         r.optional_string("pending_session")?,
+        r.number::<i64>("pending_version")?,
         r.number::<i64>("pending_at")?,
     ) {
-        (Some(session_id), Some(at)) => Some(PendingDisconnect {
+        (Some(session_id), Some(version), Some(at)) => Some(PendingDisconnect {
             session_id,
+            version,
             at,
             reason: r.optional_string("pending_reason")?,
         }),
@@ -113,11 +116,29 @@ fn presence_of(item: &Item) -> Result<PresenceState, StoreError> {
     Ok(PresenceState {
         online: matches!(item.get("online"), Some(AttributeValue::Bool(true))),
         session_id: r.optional_string("session_id")?,
+        session_version: r.number("session_version")?,
         connected_at: r.number("connected_at")?,
         disconnected_at: r.number("disconnected_at")?,
         disconnect_reason: r.optional_string("disconnect_reason")?,
         pending_disconnect: pending,
     })
+}
+
+/// The rules' comparisons as condition expressions, over `:v` (the event's version), `:s`
+/// (its session), `:lo` and `:hi` (its timestamp ∓ [`RESET_GAP_MS`]).
+mod condition {
+    /// The event is after the current connection's connect ([`Mark::is_after`]).
+    ///
+    /// [`Mark::is_after`]: crate::domain::presence::Mark::is_after
+    pub const AFTER_CONNECTION: &str = "(attribute_not_exists(session_version) OR connected_at <= :lo \
+         OR (connected_at < :hi AND session_version < :v))";
+    /// The event is after the held disconnect, or none is held.
+    pub const AFTER_PENDING: &str = "(attribute_not_exists(pending_version) OR pending_at <= :lo \
+         OR (pending_at < :hi AND pending_version < :v))";
+    /// The held disconnect is the one of the connection this connect starts.
+    pub const ENDS: &str = "(pending_version = :v AND pending_session = :s AND pending_at > :lo)";
+    /// The event belongs to the current connection.
+    pub const CURRENT: &str = "(session_version = :v AND session_id = :s AND connected_at < :hi)";
 }
 
 impl DynamoDeviceState {
@@ -154,108 +175,96 @@ impl DynamoDeviceState {
         }
     }
 
-    async fn connect(
+    /// Applies `event` in at most two conditional writes a round: the common case first;
+    /// when its condition fails, the pure rules on the row as it was (the write's own
+    /// `ALL_OLD` image) choose the other write, or say that nothing changes. A round lost
+    /// to a concurrent writer is played again.
+    async fn apply(
         &self,
         device: &DeviceId,
         event: &LifecycleEvent,
     ) -> Result<PresenceOutcome, StoreError> {
-        let newer = "(attribute_not_exists(connected_at) OR connected_at < :t)";
-        let ended = "(pending_session = :s AND pending_at >= :t)";
+        use condition::{AFTER_CONNECTION, AFTER_PENDING, CURRENT, ENDS};
+        let values = |extra: &[(&'static str, AttributeValue)]| {
+            let mut values = vec![
+                (":s", s(&event.session_identifier)),
+                (":v", n(event.version_number)),
+                (":t", n(event.timestamp)),
+                (":hi", n(event.timestamp + RESET_GAP_MS)),
+            ];
+            values.extend(extra.iter().cloned());
+            values
+        };
+        let lo = || (":lo", n(event.timestamp - RESET_GAP_MS));
+        let (on, off) = (
+            (":on", AttributeValue::Bool(true)),
+            (":off", AttributeValue::Bool(false)),
+        );
+        let connect = "session_id = :s, session_version = :v, connected_at = :t";
         for _ in 0..MAX_ROUNDS {
-            let values = || {
-                vec![
-                    (":s", s(&event.session_identifier)),
-                    (":t", n(event.timestamp)),
-                ]
+            let (first, first_outcome) = match event.event_type {
+                LifecycleType::Connected => (
+                    self.step(
+                        device,
+                        &format!(
+                            "SET #online = :on, {connect} REMOVE disconnected_at, disconnect_reason"
+                        ),
+                        &format!("{AFTER_CONNECTION} AND NOT {ENDS}"),
+                        values(&[on.clone(), lo()]),
+                    )
+                    .await?,
+                    PresenceOutcome::Connected,
+                ),
+                LifecycleType::Disconnected => (
+                    self.step(
+                        device,
+                        "SET #online = :off, disconnected_at = :t, disconnect_reason = :r",
+                        &format!("{CURRENT} AND #online = :on"),
+                        values(&[on.clone(), off.clone(), (":r", reason(event))]),
+                    )
+                    .await?,
+                    PresenceOutcome::Disconnected,
+                ),
             };
-            let mut online = values();
-            online.push((":on", AttributeValue::Bool(true)));
-            let stays_online = self
-                .step(
-                    device,
-                    "SET #online = :on, session_id = :s, connected_at = :t REMOVE disconnected_at, disconnect_reason",
-                    &format!("{newer} AND NOT {ended}"),
-                    online,
-                )
-                .await?;
-            let old = match stays_online {
-                Step::Applied => return Ok(PresenceOutcome::Connected),
+            let old = match first {
+                Step::Applied => return Ok(first_outcome),
                 Step::Refused(old) => presence_of(&old)?,
             };
-            if old.connected_at.is_some_and(|at| at >= event.timestamp) {
-                return Ok(PresenceOutcome::Ignored);
-            }
-            // Its disconnect came first: the session starts and ends in one write.
-            let mut offline = values();
-            offline.push((":off", AttributeValue::Bool(false)));
-            let ends = self
-                .step(
-                    device,
-                    "SET #online = :off, session_id = :s, connected_at = :t, disconnected_at = pending_at, \
-                     disconnect_reason = pending_reason REMOVE pending_session, pending_at, pending_reason",
-                    &format!("{newer} AND {ended}"),
-                    offline,
-                )
-                .await?;
-            if let Step::Applied = ends {
-                return Ok(PresenceOutcome::ConnectedAndEnded);
-            }
-        }
-        Err(StoreError::Unavailable {
-            call: CALL.into(),
-            message: format!("presence of {device}: too many concurrent writes"),
-        })
-    }
-
-    async fn disconnect(
-        &self,
-        device: &DeviceId,
-        event: &LifecycleEvent,
-    ) -> Result<PresenceOutcome, StoreError> {
-        for _ in 0..MAX_ROUNDS {
-            let values = || {
-                vec![
-                    (":s", s(&event.session_identifier)),
-                    (":t", n(event.timestamp)),
-                    (":r", reason(event)),
-                ]
+            let second = match old.clone().apply(event) {
+                PresenceOutcome::Ignored => return Ok(PresenceOutcome::Ignored),
+                outcome if outcome == first_outcome => continue,
+                PresenceOutcome::ConnectedAndEnded => {
+                    // Its disconnect came first: the connection starts and ends in one write.
+                    self.step(
+                        device,
+                        &format!(
+                            "SET #online = :off, {connect}, disconnected_at = pending_at, \
+                             disconnect_reason = pending_reason \
+                             REMOVE pending_session, pending_version, pending_at, pending_reason"
+                        ),
+                        &format!("{AFTER_CONNECTION} AND {ENDS}"),
+                        values(&[off.clone(), lo()]),
+                    )
+                    .await?
+                }
+                _ => {
+                    self.step(
+                        device,
+                        "SET pending_session = :s, pending_version = :v, pending_at = :t, pending_reason = :r",
+                        &format!(
+                            "NOT ({CURRENT} AND (#online = :on OR disconnected_at > :lo)) \
+                             AND {AFTER_CONNECTION} AND {AFTER_PENDING}"
+                        ),
+                        values(&[on.clone(), lo(), (":r", reason(event))]),
+                    )
+                    .await?
+                }
             };
-            let mut current = values();
-            current.push((":on", AttributeValue::Bool(true)));
-            current.push((":off", AttributeValue::Bool(false)));
-            let ends_current = self
-                .step(
-                    device,
-                    "SET #online = :off, disconnected_at = :t, disconnect_reason = :r",
-                    "session_id = :s AND #online = :on AND connected_at <= :t",
-                    current,
-                )
-                .await?;
-            let old = match ends_current {
-                Step::Applied => return Ok(PresenceOutcome::Disconnected),
-                Step::Refused(old) => presence_of(&old)?,
-            };
-            if old.session_id.as_deref() == Some(event.session_identifier.as_str()) {
-                return Ok(PresenceOutcome::Ignored);
-            }
-            if old
-                .pending_disconnect
-                .as_ref()
-                .is_some_and(|p| p.at >= event.timestamp)
-            {
-                return Ok(PresenceOutcome::Ignored);
-            }
-            let held = self
-                .step(
-                    device,
-                    "SET pending_session = :s, pending_at = :t, pending_reason = :r",
-                    "(attribute_not_exists(session_id) OR session_id <> :s) \
-                     AND (attribute_not_exists(pending_at) OR pending_at < :t)",
-                    values(),
-                )
-                .await?;
-            if let Step::Applied = held {
-                return Ok(PresenceOutcome::DisconnectHeld);
+            if let Step::Applied = second {
+                return Ok(match event.event_type {
+                    LifecycleType::Connected => PresenceOutcome::ConnectedAndEnded,
+                    LifecycleType::Disconnected => PresenceOutcome::DisconnectHeld,
+                });
             }
         }
         Err(StoreError::Unavailable {
@@ -271,10 +280,7 @@ impl PresenceStore for DynamoDeviceState {
         device: &DeviceId,
         event: &LifecycleEvent,
     ) -> Result<PresenceOutcome, StoreError> {
-        match event.event_type {
-            LifecycleType::Connected => self.connect(device, event).await,
-            LifecycleType::Disconnected => self.disconnect(device, event).await,
-        }
+        self.apply(device, event).await
     }
 
     async fn presence(&self, device: &DeviceId) -> Result<Option<PresenceState>, StoreError> {

@@ -11,13 +11,15 @@
 //!   closed it (keep-alive, protocol error), `CONNECTION_LOST` when the socket just ended
 //!   (a device SDK's `stop()` closes it without DISCONNECT).
 //!
-//! `versionNumber` counts a client id's connections, and `sessionIdentifier` is new for
-//! each, as on IoT Core.
+//! `versionNumber` counts a client id's connections and starts again from 0 once the
+//! client id has been disconnected for an hour, and `sessionIdentifier` is new for each,
+//! as on IoT Core ("Lifecycle events" in the IoT Core developer guide).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
@@ -33,9 +35,36 @@ use crate::iot::router::Router;
 #[derive(Default)]
 struct Sessions {
     current: HashMap<String, ConnectionId>,
-    versions: HashMap<String, i64>,
+    versions: HashMap<String, Numbering>,
     /// Connections whose client id a newer connection took.
     superseded: HashSet<ConnectionId>,
+}
+
+/// How long a client id stays disconnected before IoT Core numbers its connections from 0
+/// again ("about an hour", AWS says).
+const VERSION_RESET_AFTER: Duration = Duration::from_secs(3600);
+
+/// A client id's connection numbers.
+#[derive(Debug, Default)]
+struct Numbering {
+    last: Option<i64>,
+    disconnected_since: Option<Instant>,
+}
+
+impl Numbering {
+    /// The number of a new connection at `now`.
+    fn next(&mut self, now: Instant) -> i64 {
+        let reset = self
+            .disconnected_since
+            .take()
+            .is_some_and(|since| now.duration_since(since) >= VERSION_RESET_AFTER);
+        let next = match self.last {
+            Some(last) if !reset => last + 1,
+            _ => 0,
+        };
+        self.last = Some(next);
+        next
+    }
 }
 
 /// The session of one accepted connection.
@@ -262,9 +291,11 @@ impl FrontDoor {
         let version = {
             let mut sessions = self.sessions();
             sessions.current.insert(client_id.clone(), id);
-            let counter = sessions.versions.entry(client_id.clone()).or_insert(-1);
-            *counter += 1;
-            *counter
+            sessions
+                .versions
+                .entry(client_id.clone())
+                .or_default()
+                .next(Instant::now())
         };
         let session = Session {
             id: crate::random_hex(16),
@@ -296,6 +327,9 @@ impl FrontDoor {
             let mut sessions = self.sessions();
             if sessions.current.get(&state.client_id) == Some(&id) {
                 sessions.current.remove(&state.client_id);
+                if let Some(numbering) = sessions.versions.get_mut(&state.client_id) {
+                    numbering.disconnected_since = Some(Instant::now());
+                }
             }
             sessions.superseded.remove(&id)
         };
@@ -360,4 +394,25 @@ struct ConnectionState {
 
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_numbered_from_zero_and_again_after_an_hour_disconnected() {
+        let start = Instant::now();
+        let mut numbering = Numbering::default();
+        assert_eq!(numbering.next(start), 0);
+        numbering.disconnected_since = Some(start);
+        assert_eq!(numbering.next(start + Duration::from_secs(59 * 60)), 1);
+        assert_eq!(
+            numbering.next(start + Duration::from_secs(59 * 60 + 1)),
+            2,
+            "a kick"
+        );
+        numbering.disconnected_since = Some(start + Duration::from_secs(3600));
+        assert_eq!(numbering.next(start + Duration::from_secs(2 * 3600)), 0);
+    }
 }
