@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 13] = [
+pub const RULES: [(&str, &str); 14] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -60,6 +60,10 @@ pub const RULES: [(&str, &str); 13] = [
     (
         "bucket-hardening",
         "every bucket blocks public access, keeps versions and refuses requests without TLS",
+    ),
+    (
+        "service-grant-scoped",
+        "every bucket policy grant to an AWS service names its one source: aws:SourceArn with StringEquals or ArnEquals, no wildcard",
     ),
     (
         "invoke-permission-scoped",
@@ -294,6 +298,13 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                     );
                 }
             }
+            "AWS::S3::BucketPolicy" => {
+                for statement in statements(get("/PolicyDocument/Statement")) {
+                    if let Some(problem) = unscoped_service_grant(statement) {
+                        report("service-grant-scoped", id, problem);
+                    }
+                }
+            }
             "AWS::Lambda::Permission" => {
                 let service = get("/Principal")
                     .and_then(Value::as_str)
@@ -452,6 +463,43 @@ fn single_key_encryption(kind: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// A policy's statements, with both branches of a statement under `Fn::If`.
+fn statements(value: Option<&Value>) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for statement in value.and_then(Value::as_array).into_iter().flatten() {
+        match statement.pointer("/Fn::If").and_then(Value::as_array) {
+            Some(branches) => out.extend(branches.iter().skip(1).filter(|b| b.is_object())),
+            None => out.push(statement),
+        }
+    }
+    out
+}
+
+/// What is wrong with a statement that allows an AWS service without naming its one source.
+fn unscoped_service_grant(statement: &Value) -> Option<String> {
+    let service = statement.pointer("/Principal/Service")?;
+    if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+        return None;
+    }
+    let exact = ["StringEquals", "ArnEquals"].iter().find_map(|operator| {
+        statement
+            .pointer(&format!("/Condition/{operator}"))?
+            .as_object()?
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("aws:SourceArn"))
+            .map(|(_, arn)| arn)
+    });
+    match exact {
+        None => Some(format!(
+            "{service} is allowed without aws:SourceArn under StringEquals or ArnEquals"
+        )),
+        Some(arn) if arn.to_string().contains('*') => {
+            Some(format!("{service} is allowed for a wildcard source {arn}"))
+        }
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +608,20 @@ mod tests {
                 "point-in-time-recovery",
                 broken(
                     "      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }\n",
+                    "",
+                ),
+            ),
+            (
+                "service-grant-scoped",
+                broken(
+                    "                  AWS:SourceArn: !Sub \"arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${FirmwareDistribution}\"\n",
+                    "                  AWS:SourceArn: !Sub \"arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/*\"\n",
+                ),
+            ),
+            (
+                "service-grant-scoped",
+                broken(
+                    "              Condition:\n                StringEquals:\n                  AWS:SourceArn: !Sub \"arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${FirmwareDistribution}\"\n",
                     "",
                 ),
             ),
