@@ -151,6 +151,77 @@ async fn spoofed_record_is_dead_lettered_with_topic_time_and_payload() {
     assert!(ingest.sink().delivered().is_empty());
 }
 
+/// The event the template's rule makes of `payload` published on `fleet/car-0001/telemetry`:
+/// `SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name, timestamp() AS
+/// received_at`.
+fn rule_event(payload: &Value) -> Value {
+    use base64::Engine;
+    let bytes = serde_json::to_vec(payload).unwrap();
+    json!({
+        "payload_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "thing_name": "car-0001",
+        "received_at": 1795593600000_i64,
+    })
+}
+
+fn reading_of(device: &str) -> Value {
+    json!({"device_id": device, "timestamp": "2026-11-25T07:59:30Z", "temperature": 21.5,
+        "humidity": 40.2, "pressure": 1013.2})
+}
+
+#[tokio::test]
+async fn a_device_that_names_another_thing_in_its_payload_is_still_judged_by_its_topic() {
+    let ingest = ingest();
+    let mut steering = reading_of("car-0002");
+    steering["thing_name"] = json!("car-0002");
+    steering["received_at"] = json!(0);
+    handle(&ingest, &rule_event(&steering), NOW).await.unwrap();
+    let [letter] = &ingest.dead_letters().sent()[..] else {
+        panic!("one letter")
+    };
+    assert_eq!(letter.reason, "spoofed");
+    assert_eq!(letter.caller.as_deref(), Some("car-0001"));
+    assert_eq!(letter.received_at, Some(datetime!(2026-11-25 08:00:00 UTC)));
+    assert_eq!(
+        letter.payload, steering,
+        "the letter holds what the device sent"
+    );
+    assert!(ingest.sink().delivered().is_empty());
+}
+
+#[tokio::test]
+async fn a_reading_that_brings_the_rules_fields_on_its_own_topic_is_refused_not_merged() {
+    let ingest = ingest();
+    let mut steering = reading_of("car-0001");
+    steering["received_at"] = json!(0);
+    steering["thing_name"] = json!("car-0001");
+    handle(&ingest, &rule_event(&steering), NOW).await.unwrap();
+    let [letter] = &ingest.dead_letters().sent()[..] else {
+        panic!("one letter")
+    };
+    assert_eq!(letter.reason, "validation");
+    assert!(
+        letter.errors.iter().all(|e| e.contains("reserved")) && letter.errors.len() == 2,
+        "{:?}",
+        letter.errors
+    );
+    assert!(ingest.sink().delivered().is_empty());
+}
+
+#[tokio::test]
+async fn a_reading_in_the_rules_event_is_accepted_with_the_rules_receive_time() {
+    let ingest = ingest();
+    handle(&ingest, &rule_event(&reading_of("car-0001")), NOW)
+        .await
+        .unwrap();
+    let [record] = &ingest.sink().delivered()[..] else {
+        panic!("one record")
+    };
+    let data: Value = serde_json::from_slice(&record.data).unwrap();
+    assert_eq!(data["received_at"], "2026-11-25T08:00:00Z");
+    assert!(ingest.dead_letters().sent().is_empty());
+}
+
 #[tokio::test]
 async fn not_json_payload_is_kept_as_base64() {
     let ingest = ingest();

@@ -1,9 +1,12 @@
 //! What the IoT rule hands the function, split into the records to judge.
 //!
-//! The rule is `SELECT *, topic(2) AS thing_name, timestamp() AS received_at FROM
-//! 'fleet/+/telemetry'`: the device's JSON with two fields added. A device that buffered
-//! while offline sends `{"records": [..]}`. Payloads that are not JSON arrive base64
-//! encoded in `payload_base64` (a rule with `encode(*, 'base64')`, or the local runner).
+//! The rule is `SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name,
+//! timestamp() AS received_at FROM 'fleet/+/telemetry'`: the device's payload whole, as it
+//! sent it (JSON or not), beside the thing name IoT Core authenticated and the time it
+//! received the message, which the device cannot set. A device that buffered while
+//! offline sends `{"records": [..]}`. An event without `payload_base64` is read as a rule
+//! that selects `*` beside its fields would send it (the device's JSON with the rule's
+//! fields merged in).
 
 use std::collections::BTreeSet;
 

@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 14] = [
+pub const RULES: [(&str, &str); 15] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -40,6 +40,10 @@ pub const RULES: [(&str, &str); 14] = [
     (
         "rule-error-action",
         "every IoT topic rule has an SQS error action",
+    ),
+    (
+        "rule-payload-apart",
+        "no IoT rule selects * beside fields of its own: the device could set them (the payload goes whole, encode(*, 'base64'))",
     ),
     (
         "async-failure-path",
@@ -194,10 +198,22 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                     }
                 }
             }
-            "AWS::IoT::TopicRule"
-                if get("/TopicRulePayload/ErrorAction/Sqs/QueueUrl").is_none() =>
-            {
-                report("rule-error-action", id, "needs TopicRulePayload.ErrorAction.Sqs: a failed action would otherwise vanish".into());
+            "AWS::IoT::TopicRule" => {
+                if get("/TopicRulePayload/ErrorAction/Sqs/QueueUrl").is_none() {
+                    report("rule-error-action", id, "needs TopicRulePayload.ErrorAction.Sqs: a failed action would otherwise vanish".into());
+                }
+                let sql = get("/TopicRulePayload/Sql")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if selects_star_beside_own_fields(sql) {
+                    report(
+                        "rule-payload-apart",
+                        id,
+                        format!(
+                            "{sql:?} merges the device's JSON with the rule's fields; IoT Core does not say which wins, so the device can set them: select encode(*, 'base64') AS payload_base64 beside them"
+                        ),
+                    );
+                }
             }
             "AWS::Lambda::EventSourceMapping" => {
                 if get("/DestinationConfig/OnFailure/Destination").is_none() {
@@ -463,6 +479,30 @@ fn single_key_encryption(kind: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// Whether a rule's `SELECT` list has `*` and something else: the device's JSON merged
+/// with fields the rule means to set.
+fn selects_star_beside_own_fields(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    let (Some(select), Some(from)) = (upper.find("SELECT"), upper.find(" FROM ")) else {
+        return false;
+    };
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0, select + "SELECT".len());
+    for (at, c) in sql.char_indices().take(from).skip(start) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(sql[start..at].trim());
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(sql[start..from].trim());
+    items.len() > 1 && items.contains(&"*")
+}
+
 /// A policy's statements, with both branches of a statement under `Fn::If`.
 fn statements(value: Option<&Value>) -> Vec<&Value> {
     let mut out = Vec::new();
@@ -609,6 +649,13 @@ mod tests {
                 broken(
                     "      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }\n",
                     "",
+                ),
+            ),
+            (
+                "rule-payload-apart",
+                broken(
+                    "SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name",
+                    "SELECT *, topic(2) AS thing_name",
                 ),
             ),
             (

@@ -41,18 +41,32 @@ impl EnrichedRecord {
     }
 }
 
+/// The fields [`EnrichedRecord`] adds to a reading, as they serialize.
+pub const ADDED_FIELDS: [&str; 6] = [
+    "record_id",
+    "temperature_fahrenheit",
+    "hour",
+    "day_of_week",
+    "is_weekend",
+    "received_at",
+];
+
 /// A deterministic id: SHA-256 over the device id, the timestamp in milliseconds and the
-/// reading's canonical JSON (keys sorted), as 32 hex characters. The receive time is not
-/// part of it, so a retried delivery gets the same id.
+/// reading's canonical JSON (every object's keys sorted), as 32 hex characters. The receive
+/// time is not part of it, so a retried delivery gets the same id, and neither is the order
+/// the sender wrote its keys in, so the same reading relayed by another path does too.
+/// Sorting is explicit: serde_json keeps insertion order in this workspace (the AWS SDK's
+/// HTTP client turns on its `preserve_order` feature), so its plain output is not canonical.
 pub fn record_id(reading: &TelemetryRecord) -> String {
     use sha2::{Digest, Sha256};
+    let mut canonical = serde_json::to_value(reading).unwrap_or_default();
+    canonical.sort_all_objects();
     let mut hasher = Sha256::new();
     hasher.update(reading.device_id.as_str().as_bytes());
     hasher.update([0]);
     hasher.update(reading.timestamp_ms().to_be_bytes());
     hasher.update([0]);
-    // serde_json's Map is a BTreeMap here: the serialization is canonical.
-    hasher.update(serde_json::to_vec(reading).unwrap_or_default());
+    hasher.update(canonical.to_string());
     hasher.finalize()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -132,5 +146,47 @@ mod enrichment_tests {
         assert_eq!(value["received_at"], "2026-11-25T08:00:01Z");
         let back: EnrichedRecord = serde_json::from_value(value).unwrap();
         assert_eq!(back.record_id, enriched.record_id);
+    }
+
+    #[test]
+    fn the_record_id_does_not_depend_on_the_order_the_sender_wrote_its_keys_in() {
+        let written = |text: &str| {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            TelemetryRecord::validate(
+                &value,
+                datetime!(2026-11-25 08:00:05 UTC),
+                &TimestampLimits::default(),
+            )
+            .unwrap()
+        };
+        let one = written(
+            r#"{"device_id":"car-1","timestamp":"2026-11-25T08:00:00Z","temperature":20,"humidity":40,"pressure":1000,"odometer":5,"tags":{"b":1,"a":2}}"#,
+        );
+        let other = written(
+            r#"{"tags":{"a":2,"b":1},"odometer":5,"pressure":1000,"humidity":40,"temperature":20,"timestamp":"2026-11-25T08:00:00Z","device_id":"car-1"}"#,
+        );
+        assert_eq!(record_id(&one), record_id(&other));
+    }
+
+    #[test]
+    fn added_fields_name_exactly_what_enrichment_adds() {
+        let plain = reading(20.0, "2026-11-25T08:00:00Z");
+        let reading_keys = serde_json::to_value(&plain).unwrap();
+        let enriched = serde_json::to_value(EnrichedRecord::new(
+            plain,
+            datetime!(2026-11-25 08:00:01 UTC),
+        ))
+        .unwrap();
+        let mut added: Vec<&str> = enriched
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| reading_keys.get(k.as_str()).is_none())
+            .map(String::as_str)
+            .collect();
+        added.sort_unstable();
+        let mut declared = ADDED_FIELDS.to_vec();
+        declared.sort_unstable();
+        assert_eq!(added, declared);
     }
 }

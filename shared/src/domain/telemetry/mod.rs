@@ -30,11 +30,13 @@ pub mod ranges {
     pub const LONGITUDE: (f64, f64) = (-180.0, 180.0);
 }
 
-/// The fields the IoT rule adds to the device's JSON. The template's telemetry rule is
-/// `SELECT *, topic(2) AS thing_name, timestamp() AS received_at FROM 'fleet/+/telemetry'`;
-/// a payload that is not JSON arrives base64 encoded instead (`encode(*, 'base64')`).
-/// They are the envelope, not the reading: removed before a reading is validated. The
-/// Python peer in `bench/peers/python` lists the same names in `RULE_FIELDS`.
+/// The fields of the IoT rule's event. The template's telemetry rule is `SELECT
+/// encode(*, 'base64') AS payload_base64, topic(2) AS thing_name, timestamp() AS
+/// received_at FROM 'fleet/+/telemetry'`: the payload whole, beside fields the device
+/// cannot set. A rule that selects `*` beside its fields instead merges them into the
+/// device's JSON (IoT Core does not document which wins a collision); the ingest still
+/// reads that shape, removing these names before the reading is validated. The Python
+/// peer in `bench/peers/python` lists the same names in `RULE_FIELDS`.
 pub mod rule {
     /// The topic's thing name: who IoT Core authenticated.
     pub const THING_NAME: &str = "thing_name";

@@ -59,6 +59,12 @@ impl TelemetryRecord {
             .filter(|(key, _)| !KNOWN_FIELDS.contains(&key.as_str()))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
+        for key in extra.keys().filter(|key| is_reserved(key)) {
+            check.fail(
+                key,
+                "reserved: the ingest or the IoT rule writes this field, a reading may not",
+            );
+        }
 
         match (
             device_id,
@@ -90,6 +96,13 @@ impl TelemetryRecord {
             _ => Err(check.finish()),
         }
     }
+}
+
+/// Whether the processed record or the rule's event already uses `name`: a reading that
+/// brought it would give the record two values under one name.
+fn is_reserved(name: &str) -> bool {
+    super::enrichment::ADDED_FIELDS.contains(&name)
+        || [super::rule::THING_NAME, super::rule::PAYLOAD_BASE64].contains(&name)
 }
 
 const KNOWN_FIELDS: [&str; 7] = [
@@ -487,6 +500,19 @@ mod tests {
                 problem: "expected a JSON object, got an array".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_reading_may_not_bring_a_field_the_ingest_or_the_rule_writes() {
+        let mut reading = valid();
+        reading["thing_name"] = json!("car-2");
+        reading["received_at"] = json!(0);
+        reading["record_id"] = json!("0123");
+        let errors = validate(&reading).unwrap_err().errors;
+        let mut fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["received_at", "record_id", "thing_name"]);
+        assert!(errors.iter().all(|e| e.problem.starts_with("reserved")));
     }
 
     #[test]

@@ -344,7 +344,7 @@ fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64) -> (Value, Sen
         Kind::Spoofed => format!("{}-imposter", spec.thing),
         _ => spec.thing.clone(),
     };
-    let reading = json!({
+    let mut reading = json!({
         "device_id": device_id,
         "timestamp": timestamp_ms,
         "temperature": temperature,
@@ -354,6 +354,12 @@ fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64) -> (Value, Sen
         "metadata": {"version": "1.0.0", "source": "fleet-sim"},
         "seq": seq,
     });
+    if kind == Kind::Spoofed {
+        // An imposter also tries to steer the rule's own fields; it is still judged by
+        // the topic it published on.
+        reading["thing_name"] = json!(device_id);
+        reading["received_at"] = json!(0);
+    }
     let sent = Sent {
         seq,
         thing: spec.thing.clone(),

@@ -3,7 +3,8 @@
 //!
 //! `SELECT item, ... FROM 'topic/filter' [WHERE condition]`, where an item is `*`, a field
 //! (`a` or `a.b`), a literal, or `topic()`, `topic(n)`, `timestamp()`, `sourceip()`,
-//! `clientid()`, each with an optional `AS alias` (required for functions and literals);
+//! `clientid()`, `encode(*, 'base64')`, each with an optional `AS alias` (required for
+//! functions and literals);
 //! a condition compares two such expressions with `= <> != < <= > >=`, joined by `AND`,
 //! `OR`, `NOT` and parentheses. Anything else is refused at start with the reason, so a
 //! rule never silently does something other than on AWS.
@@ -49,6 +50,8 @@ pub enum Expr {
     Timestamp,
     SourceIp,
     ClientId,
+    /// `encode(*, 'base64')`: the whole payload, any bytes, base64 encoded.
+    PayloadBase64,
     Literal(Value),
 }
 
@@ -146,6 +149,9 @@ impl Expr {
             Expr::Timestamp => Some(Value::from(context.received_ms)),
             Expr::SourceIp => context.source_ip.map(|ip| Value::String(ip.into())),
             Expr::ClientId => context.client_id.map(|c| Value::String(c.into())),
+            Expr::PayloadBase64 => Some(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(context.payload),
+            )),
             Expr::Literal(v) => Some(v.clone()),
         }
     }
@@ -209,12 +215,45 @@ mod tests {
     #[test]
     fn every_rule_of_the_template_parses() {
         for sql in [
-            "SELECT *, topic(2) AS thing_name, timestamp() AS received_at FROM 'fleet/+/telemetry'",
+            "SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name, timestamp() AS received_at FROM 'fleet/+/telemetry'",
             "SELECT * FROM '$aws/events/presence/+/+'",
             "SELECT request_id, model, current_version, topic(2) AS thing_name, sourceip() AS source_ip FROM 'fleet/+/firmware/request'",
             "SELECT request_id, version, status, detail, progress, topic(2) AS thing_name FROM 'fleet/+/ota/status'",
         ] {
             Statement::parse(sql).unwrap();
+        }
+    }
+
+    #[test]
+    fn encode_carries_the_payload_whole_beside_the_rules_fields() {
+        let sql = Statement::parse(
+            "SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name FROM 'fleet/+/telemetry'",
+        )
+        .unwrap();
+        let steering = br#"{"thing_name": "car-2", "received_at": 0}"#;
+        for payload in [&steering[..], b"\x00\xffnot json"] {
+            let out = sql
+                .evaluate(&context("fleet/car-1/telemetry", payload))
+                .unwrap();
+            assert_eq!(
+                out,
+                json!({
+                    "payload_base64": base64::engine::general_purpose::STANDARD.encode(payload),
+                    "thing_name": "car-1"
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn encode_is_played_only_as_the_whole_payload_in_base64() {
+        for sql in [
+            "SELECT encode(*, 'hex') AS p FROM 'a'",
+            "SELECT encode(x, 'base64') AS p FROM 'a'",
+            "SELECT encode(*) AS p FROM 'a'",
+        ] {
+            let error = Statement::parse(sql).unwrap_err();
+            assert!(error.problem.contains("encode(*, 'base64')"), "{error}");
         }
     }
 

@@ -207,6 +207,29 @@ impl Parser {
         Ok(SelectItem::Expr { expr, alias })
     }
 
+    /// The rest of `encode(*, 'base64')`, the one form the runner plays: the payload's
+    /// bytes whatever they are, as IoT Core's binary-payload guide hands them to a Lambda
+    /// action.
+    fn encode(&mut self) -> Result<Expr, String> {
+        let star = self.symbol("*");
+        let comma = star && self.symbol(",");
+        let scheme = match (comma, self.next()) {
+            (true, Some(Token::Text(scheme))) => scheme,
+            (_, other) => {
+                return Err(format!(
+                    "encode() is supported as encode(*, 'base64'), found {}",
+                    describe(other.as_ref())
+                ));
+            }
+        };
+        if scheme != "base64" || !self.symbol(")") {
+            return Err(format!(
+                "encode() is supported as encode(*, 'base64'), found encoding '{scheme}'"
+            ));
+        }
+        Ok(Expr::PayloadBase64)
+    }
+
     fn expr(&mut self) -> Result<Expr, String> {
         match self.next() {
             Some(Token::Text(text)) => Ok(Expr::Literal(Value::String(text))),
@@ -219,10 +242,14 @@ impl Parser {
             Some(Token::Word(word)) if self.peek() == Some(&Token::Symbol("(")) => {
                 self.at += 1;
                 let name = word.to_ascii_lowercase();
+                if name == "encode" {
+                    return self.encode();
+                }
                 if !["topic", "timestamp", "sourceip", "clientid"].contains(&name.as_str()) {
                     return Err(format!(
                         "function {name}() is not supported by the local runner \
-                         (it knows topic(), topic(n), timestamp(), sourceip(), clientid())"
+                         (it knows topic(), topic(n), timestamp(), sourceip(), clientid(), \
+                         encode(*, 'base64'))"
                     ));
                 }
                 let argument = match self.peek() {
