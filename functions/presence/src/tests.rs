@@ -76,3 +76,27 @@ async fn events_that_are_not_about_a_device_are_ignored_not_retried() {
         Ok(Handled::Ignored { .. })
     ));
 }
+
+/// AWS's documented connect and disconnect events (`events/aws-examples/SOURCES.md`)
+/// parse and apply in order.
+#[tokio::test]
+async fn aws_documented_lifecycle_events_are_applied() {
+    let presence = Presence::new(InMemoryDeviceState::default());
+    for (name, outcome) in [
+        ("lifecycle-connected.json", "connected"),
+        ("lifecycle-disconnected.json", "disconnected"),
+    ] {
+        let handled = presence
+            .handle(&fleetwire::testing::event("aws-examples", name))
+            .await
+            .unwrap();
+        assert_eq!(
+            handled,
+            Handled::Applied {
+                device_id: "186b5".into(),
+                outcome
+            },
+            "{name}"
+        );
+    }
+}

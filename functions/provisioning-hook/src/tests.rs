@@ -264,3 +264,18 @@ async fn serial_parameter_name_is_configurable() {
         "SerialNumber is not read any more"
     );
 }
+
+/// AWS's documented hook input (`events/aws-examples/SOURCES.md`) parses with the hook's
+/// own request type; without a serial it is denied as such, and with an allowlisted one
+/// it is allowed.
+#[tokio::test]
+async fn aws_documented_hook_input_gets_a_decision() {
+    let example = fleetwire::testing::event("aws-examples", "pre-provisioning-hook.json");
+    let request = request::HookRequest::parse(&example).expect("AWS's example parses");
+    assert_eq!(request.client_id, "221a6d10-9c7f-42f1-9153-e52e6fc869c1");
+    let hook = hook(fixture());
+    assert!(!hook.handle(&example).await.allow_provisioning);
+    let mut with_serial = example.clone();
+    with_serial["parameters"]["SerialNumber"] = json!("SN-ALLOWED-0001");
+    assert!(hook.handle(&with_serial).await.allow_provisioning);
+}

@@ -1,8 +1,10 @@
 //! The two event source mappings' events, reduced to what the processor needs.
 
-use aws_lambda_events::event::kafka::KafkaEvent;
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// One record of a batch.
@@ -20,6 +22,23 @@ pub struct InputRecord {
 pub enum Source {
     Kinesis,
     Kafka,
+}
+
+/// An MSK event as Lambda sends it (AWS Lambda developer guide, "Using Lambda with Amazon
+/// MSK", example event), with only what the processor reads: `records` by topic-partition,
+/// each record's offset and base64 value. Headers are not read, on purpose:
+/// `aws_lambda_events` types them as required signed bytes, so a record without headers,
+/// or with a header byte above 127 (any UTF-8 beyond ASCII), would fail the whole batch.
+#[derive(Deserialize)]
+struct KafkaEvent {
+    records: BTreeMap<String, Vec<KafkaRecord>>,
+}
+
+#[derive(Deserialize)]
+struct KafkaRecord {
+    offset: i64,
+    #[serde(default)]
+    value: Option<String>,
 }
 
 /// Reads a Kinesis or an MSK (Kafka) event, told apart by its shape.
@@ -47,9 +66,7 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
         let kafka: KafkaEvent =
             serde_json::from_value(event.clone()).map_err(|e| format!("Kafka event: {e}"))?;
         let mut records = Vec::new();
-        let mut groups: Vec<_> = kafka.records.into_iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
-        for (group, batch) in groups {
+        for (group, batch) in kafka.records {
             for r in batch {
                 let data = match r.value.as_deref() {
                     Some(encoded) => base64::engine::general_purpose::STANDARD

@@ -4,7 +4,7 @@ use fleetwire::domain::telemetry::{TelemetryRecord, TimestampLimits};
 use fleetwire::testing::{
     Behaviour, InMemoryDeviceState, InMemoryProcessing, RecordingAlerts, RecordingDeadLetters,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
@@ -509,5 +509,47 @@ async fn devices_of_a_batch_are_processed_at_once_up_to_the_limit() {
             .unwrap()
             .unwrap();
         assert_eq!(summary.record_count, 3, "car-{car}");
+    }
+}
+
+/// AWS's documented Kinesis and MSK events (`events/aws-examples/SOURCES.md`) parse with
+/// the processor's own types; their data ("Hello, this is a test.") is no processed record,
+/// so each record is dead-lettered as undecodable and the batch succeeds.
+#[tokio::test]
+async fn aws_documented_stream_events_get_a_decision() {
+    for (name, records) in [("kinesis.json", 2), ("msk.json", 1)] {
+        let p = processor();
+        let event = fleetwire::testing::event("aws-examples", name);
+        let response = handle(&p, &event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(response, BatchResponse::default(), "{name}");
+        let letters = p.dead_letters.sent();
+        assert_eq!(letters.len(), records, "{name}");
+        assert!(letters.iter().all(|l| l.reason == "undecodable"), "{name}");
+    }
+}
+
+/// AWS's MSK example carries `headers`, as arrays of byte values; a record without them,
+/// or with bytes beyond ASCII written either as unsigned (195) or as Java's signed bytes
+/// (-61), is just as much an MSK record. The processor does not read headers.
+#[tokio::test]
+async fn msk_records_without_headers_or_with_any_header_bytes_parse() {
+    let example = fleetwire::testing::event("aws-examples", "msk.json");
+    let with_headers = |headers: Value| {
+        let mut event = example.clone();
+        event["records"]["mytopic-0"][0]["headers"] = headers;
+        event
+    };
+    let mut without = example.clone();
+    without["records"]["mytopic-0"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("headers");
+    let unsigned = with_headers(json!([{"source": [195, 169, 255]}]));
+    let signed = with_headers(json!([{"source": [-61, -87, -1]}]));
+    for event in [unsigned, signed, without] {
+        let (source, records) = input::from_event(&event).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((source, records.len()), (input::Source::Kafka, 1));
     }
 }

@@ -434,3 +434,28 @@ async fn a_rate_table_outage_lets_requests_in() {
     assert_eq!(send(&entry, &device).await.status, 202);
     assert_eq!(devices_in_stream(&entry), ["car-0001", "car-0001"]);
 }
+
+/// AWS's documented HTTP API requests (`events/aws-examples/SOURCES.md`, payload format
+/// 2.0 with a JWT and with an IAM authorizer) parse with the function's own request type
+/// and get an answer: the example's token names no device (no `sub`), and the IAM-signed
+/// caller's body ("Hello from Lambda") is no reading.
+#[tokio::test]
+async fn aws_documented_http_api_requests_get_an_answer() {
+    async fn answer(name: &str) -> Answered {
+        let request: ApiGatewayV2httpRequest =
+            serde_json::from_value(fleetwire::testing::event("aws-examples", name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let entry = entry();
+        let answered = send(&entry, &request).await;
+        assert!(devices_in_stream(&entry).is_empty(), "{name}");
+        answered
+    }
+    let jwt = answer("apigw-v2-jwt-authorizer.json").await;
+    assert_eq!(
+        (jwt.status, &jwt.body),
+        (401, &json!({"message": "the token has no sub claim"}))
+    );
+    let iam = answer("apigw-v2-iam-authorizer.json").await;
+    assert_eq!(iam.status, 400);
+    assert_eq!(iam.body["records"][0]["reason"], "malformed_json");
+}

@@ -156,3 +156,56 @@ pub fn error_record(rule: &Rule, function: &Function, message: &Message, why: &s
         }],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error action's message has the shape of AWS's documented example
+    /// (`events/aws-examples/iot-rule-error-action.json`): the same keys, each of the same
+    /// JSON type, at the top and in every failure.
+    #[test]
+    fn the_error_action_message_has_aws_documented_shape() {
+        let mut template =
+            stack::template::Template::parse(include_str!("../../../../../template.yaml")).unwrap();
+        template.set_parameter("Stage", "local").unwrap();
+        let wiring =
+            crate::wiring::Wiring::read(&template, "fleetwire", "us-east-1", "123456789012")
+                .unwrap();
+        let rule = &wiring.rules[0];
+        let function = wiring.function(&rule.function).unwrap();
+        let message = Message {
+            topic: "fleet/car-1/telemetry".into(),
+            payload: bytes::Bytes::from_static(b"{}"),
+            client_id: Some("car-1".into()),
+            source_ip: None,
+            received_ms: 0,
+            connection: None,
+        };
+        let ours = error_record(rule, function, &message, "Function returned an error");
+        let theirs: Value = serde_json::from_str(include_str!(
+            "../../../../../events/aws-examples/iot-rule-error-action.json"
+        ))
+        .unwrap();
+        fn shape(value: &Value) -> Vec<(String, &'static str)> {
+            let kind = |v: &Value| match v {
+                Value::Null => "null",
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            let mut keys: Vec<_> = value
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), kind(v)))
+                .collect();
+            keys.sort();
+            keys
+        }
+        assert_eq!(shape(&ours), shape(&theirs));
+        assert_eq!(shape(&ours["failures"][0]), shape(&theirs["failures"][0]));
+    }
+}
