@@ -16,6 +16,7 @@ use fleetwire::domain::registry::{
     ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord, Registry,
     RegistryEntry, RegistryStatus, Serial, counts_denials,
 };
+use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::runtime::error::StoreError;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -35,6 +36,9 @@ pub enum DenyReason {
     Revoked,
     Locked,
     WrongClaimCertificate,
+    /// The Registry row names a thing no device may be (see `DeviceId`): refused even
+    /// though the serial is allowlisted, so a bad row cannot open the claimants' space.
+    InvalidThingName(String),
     RegistryTimeout,
     RegistryUnavailable(String),
 }
@@ -51,6 +55,7 @@ impl DenyReason {
             DenyReason::Revoked => "revoked",
             DenyReason::Locked => "locked",
             DenyReason::WrongClaimCertificate => "wrong-claim-certificate",
+            DenyReason::InvalidThingName(_) => "invalid-thing-name",
             DenyReason::RegistryTimeout => "registry-timeout",
             DenyReason::RegistryUnavailable(_) => "registry-unavailable",
         }
@@ -61,6 +66,7 @@ impl DenyReason {
             DenyReason::MalformedRequest(d)
             | DenyReason::InvalidSerial(d)
             | DenyReason::RegistryUnavailable(d) => d.clone(),
+            DenyReason::InvalidThingName(d) => format!("the Registry's thing name {d}"),
             DenyReason::AlreadyProvisioned => {
                 "serial already has a fleet identity (replay or cloned device)".into()
             }
@@ -169,7 +175,12 @@ impl<R: Registry> ProvisioningHook<R> {
         let current = match tokio::time::timeout_at(deadline, self.registry.claim(&claim)).await {
             Err(_elapsed) => return Err((DenyReason::RegistryTimeout, None)),
             Ok(Err(error)) => return Err((store_reason(error), None)),
-            Ok(Ok(ClaimOutcome::Provisioned(entry))) => return Ok(entry),
+            Ok(Ok(ClaimOutcome::Provisioned(entry))) => {
+                return match DeviceId::parse(&entry.thing_name) {
+                    Ok(_) => Ok(entry),
+                    Err(e) => Err((DenyReason::InvalidThingName(e), None)),
+                };
+            }
             Ok(Ok(ClaimOutcome::Refused { current })) => current,
         };
         let reason = DenyReason::from_refusal(current.as_ref());

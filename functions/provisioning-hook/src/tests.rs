@@ -279,3 +279,36 @@ async fn aws_documented_hook_input_gets_a_decision() {
     with_serial["parameters"]["SerialNumber"] = json!("SN-ALLOWED-0001");
     assert!(hook.handle(&with_serial).await.allow_provisioning);
 }
+
+/// A Registry row whose thing name is in the claimants' client-id space is never
+/// provisioned: a device of that name could be impersonated by any claim certificate.
+#[tokio::test]
+async fn a_thing_name_in_the_claimants_space_is_denied() {
+    let entry = |serial: &str, thing: &str| {
+        RegistryEntry::allowed(
+            fleetwire::domain::registry::Serial::parse(serial).unwrap(),
+            "sensor-v2",
+            thing,
+        )
+    };
+    let hook = hook(InMemoryRegistry::with_entries(vec![
+        entry("SN-CLAIMSPACE-1", "claim-car-0001"),
+        entry("SN-CLAIMSPACE-2", "car-0099"),
+    ]));
+    let answer = |serial: &str| {
+        let mut request = event("allowed.json");
+        request["parameters"]["SerialNumber"] = json!(serial);
+        request
+    };
+    assert!(
+        !hook
+            .handle(&answer("SN-CLAIMSPACE-1"))
+            .await
+            .allow_provisioning
+    );
+    assert!(
+        hook.handle(&answer("SN-CLAIMSPACE-2"))
+            .await
+            .allow_provisioning
+    );
+}

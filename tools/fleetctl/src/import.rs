@@ -17,13 +17,11 @@ use std::time::Duration;
 use fleetwire::adapters::DynamoRegistry;
 use fleetwire::domain::device_state::WriteOutcome;
 use fleetwire::domain::registry::{RegistryEntry, RegistryStatus, Serial};
+use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::runtime::retry::RetryPolicy;
 use serde::Serialize;
 
 use crate::Failure;
-
-/// Longest thing name IoT Core accepts.
-const MAX_THING_NAME: usize = 128;
 
 /// A row of the file that can be imported.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,22 +178,12 @@ pub fn check_name(what: &str, value: &str, max: usize) -> Result<(), String> {
     }
 }
 
-/// IoT thing names: 1 to 128 of `[a-zA-Z0-9:_-]`.
+/// IoT thing names as the whole system takes them: [`DeviceId`]'s rule (1 to 128 of
+/// `[a-zA-Z0-9:_-]`, not in the claimants' client-id space).
 pub fn check_thing_name(value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > MAX_THING_NAME {
-        return Err(format!(
-            "thing name must be 1 to {MAX_THING_NAME} characters"
-        ));
-    }
-    match value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-')))
-    {
-        Some(bad) => Err(format!(
-            "thing name has character {bad:?} outside [a-zA-Z0-9:_-]"
-        )),
-        None => Ok(()),
-    }
+    DeviceId::parse(value)
+        .map(|_| ())
+        .map_err(|e| format!("thing name {e}"))
 }
 
 /// What the import does with each valid row, decided from the rows as they are now.

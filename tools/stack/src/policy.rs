@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 15] = [
+pub const RULES: [(&str, &str); 16] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -76,6 +76,10 @@ pub const RULES: [(&str, &str); 15] = [
     (
         "device-policy-bound",
         "the device policy binds every resource to ${iot:Connection.Thing.ThingName}",
+    ),
+    (
+        "claim-policy-bound",
+        "a policy that allows fleet provisioning lets its certificate connect only as claim-*, a client id no thing may have",
     ),
     (
         "api-route-authorized",
@@ -314,6 +318,11 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                     );
                 }
             }
+            "AWS::IoT::Policy" => {
+                if let Some(problem) = unbound_claim_connect(get("/PolicyDocument/Statement")) {
+                    report("claim-policy-bound", id, problem);
+                }
+            }
             "AWS::S3::BucketPolicy" => {
                 for statement in statements(get("/PolicyDocument/Statement")) {
                     if let Some(problem) = unscoped_service_grant(statement) {
@@ -503,6 +512,32 @@ fn selects_star_beside_own_fields(sql: &str) -> bool {
     items.len() > 1 && items.contains(&"*")
 }
 
+/// What is wrong with a policy that allows fleet provisioning (publishing to
+/// `$aws/certificates/create`) and lets its certificate connect outside `client/claim-*`.
+fn unbound_claim_connect(statements: Option<&Value>) -> Option<String> {
+    let statements = self::statements(statements);
+    let text = |v: &Value| v.to_string();
+    let provisions = statements
+        .iter()
+        .any(|s| text(s).contains("$aws/certificates/create"));
+    if !provisions {
+        return None;
+    }
+    let wanted = format!(
+        ":client/{}*",
+        fleetwire::domain::telemetry::CLAIM_CLIENT_ID_PREFIX
+    );
+    let connects: Vec<String> = statements
+        .iter()
+        .filter(|s| text(&s["Action"]).contains("iot:Connect"))
+        .map(|s| text(&s["Resource"]))
+        .collect();
+    let bound = !connects.is_empty() && connects.iter().all(|r| r.contains(&wanted));
+    (!bound).then(|| {
+        format!("a claim certificate may connect as {connects:?}: allow only client ids ending the ARN in {wanted:?}")
+    })
+}
+
 /// A policy's statements, with both branches of a statement under `Fn::If`.
 fn statements(value: Option<&Value>) -> Vec<&Value> {
     let mut out = Vec::new();
@@ -656,6 +691,13 @@ mod tests {
                 broken(
                     "SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name",
                     "SELECT *, topic(2) AS thing_name",
+                ),
+            ),
+            (
+                "claim-policy-bound",
+                broken(
+                    ":client/claim-*\" # a claimant's",
+                    ":client/*\" # a claimant's",
                 ),
             ),
             (

@@ -10,7 +10,8 @@ mod validation;
 
 pub use enrichment::{EnrichedRecord, record_id};
 pub use reading::{
-    DeviceId, Location, MAX_DEVICE_ID_LEN, Metadata, TelemetryRecord, TimestampLimits,
+    CLAIM_CLIENT_ID_PREFIX, DeviceId, Location, MAX_DEVICE_ID_LEN, Metadata, TelemetryRecord,
+    TimestampLimits,
 };
 pub use validation::{FieldError, ValidationErrors, json_kind};
 

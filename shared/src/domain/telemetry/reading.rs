@@ -28,7 +28,14 @@ impl Default for TimestampLimits {
     }
 }
 
-/// A device identity: 1 to 128 characters of `[A-Za-z0-9:_-]` (the IoT thing-name alphabet).
+/// The client ids a claim certificate may connect with (the template's claim policy allows
+/// `iot:Connect` on `client/claim-*` only). No thing may be named so: a leaked claim
+/// certificate, shipped in every device of a batch, then cannot connect as a device, have
+/// IoT Core disconnect the real one (`DUPLICATE_CLIENTID`) and take over its session.
+pub const CLAIM_CLIENT_ID_PREFIX: &str = "claim-";
+
+/// A device identity: 1 to 128 characters of `[A-Za-z0-9:_-]` (the IoT thing-name
+/// alphabet), not starting with [`CLAIM_CLIENT_ID_PREFIX`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DeviceId(String);
@@ -46,6 +53,11 @@ impl DeviceId {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-')))
         {
             return Err(format!("character {bad:?} is outside [A-Za-z0-9:_-]"));
+        }
+        if raw.starts_with(CLAIM_CLIENT_ID_PREFIX) {
+            return Err(format!(
+                "starts with {CLAIM_CLIENT_ID_PREFIX:?}, which only claimants' connections use"
+            ));
         }
         Ok(DeviceId(raw.to_string()))
     }

@@ -464,6 +464,13 @@ mod tests {
                 .contains("longer than 128")
         );
         assert!(DeviceId::parse("car/01").unwrap_err().contains("'/'"));
+        assert!(
+            DeviceId::parse("claim-SN-0001")
+                .unwrap_err()
+                .contains("claimants"),
+            "the claimants' client ids are no thing names"
+        );
+        assert!(DeviceId::parse("car-claim-1").is_ok());
         assert!(DeviceId::parse("").is_err());
     }
 

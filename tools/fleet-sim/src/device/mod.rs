@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fleetwire::domain::telemetry::CLAIM_CLIENT_ID_PREFIX;
 use http_body_util::{Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -168,7 +169,7 @@ async fn provision(shared: &Shared, spec: &DeviceSpec) -> Result<Option<String>,
     let mut session = Session::connect(
         &names.mqtt_host,
         names.mqtt_port,
-        &format!("claim-{}", spec.serial),
+        &format!("{CLAIM_CLIENT_ID_PREFIX}{}", spec.serial),
         &shared.claim_username,
     )
     .await?;
