@@ -34,6 +34,7 @@ pub fn outcome_name(outcome: PresenceOutcome) -> &'static str {
         PresenceOutcome::Disconnected => "disconnected",
         PresenceOutcome::DisconnectHeld => "disconnect_held",
         PresenceOutcome::Ignored => "ignored",
+        PresenceOutcome::Refused => "refused",
     }
 }
 
@@ -65,6 +66,18 @@ impl<S: PresenceStore> Presence<S> {
             }
         };
         let outcome = self.store.apply_presence(&device, &lifecycle).await?;
+        if outcome == PresenceOutcome::Refused {
+            // A connection under the device's client id with a certificate that is not
+            // the thing's own: a leaked claim certificate, or a cloned device.
+            tracing::warn!(
+                security_event = "presence_principal_refused",
+                device_id = %device,
+                principal = lifecycle.principal_identifier.as_deref().unwrap_or("-"),
+                event_type = ?lifecycle.event_type,
+                session = %lifecycle.session_identifier,
+                "lifecycle event refused: not the thing's own certificate"
+            );
+        }
         tracing::info!(
             device_id = %device,
             event_type = ?lifecycle.event_type,

@@ -1,11 +1,24 @@
 //! The presence handler with the in-memory State table.
 
-use fleetwire::domain::presence::PresenceView;
+use fleetwire::domain::presence::{CertificateBinding, PresenceView};
 use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::testing::{Behaviour, InMemoryDeviceState};
 use serde_json::Value;
 
 use super::*;
+
+/// The certificate the sample events were made with.
+const CERTIFICATE: &str = "12345678901234567890123456789012";
+
+/// A State table where `device`'s own certificate is the samples' one.
+async fn bound(device: &str) -> InMemoryDeviceState {
+    let store = InMemoryDeviceState::default();
+    store
+        .bind_certificate(&DeviceId::parse(device).unwrap(), CERTIFICATE)
+        .await
+        .unwrap();
+    store
+}
 
 fn event(name: &str) -> Value {
     fleetwire::testing::event("presence", name)
@@ -13,7 +26,7 @@ fn event(name: &str) -> Value {
 
 #[tokio::test]
 async fn sample_events_in_sequence_give_the_expected_outcomes() {
-    let presence = Presence::new(InMemoryDeviceState::default());
+    let presence = Presence::new(bound("car-0001").await);
     let expected: Vec<Value> = serde_json::from_value(event("expected.json")).unwrap();
     for case in expected {
         let handled = presence
@@ -81,7 +94,7 @@ async fn events_that_are_not_about_a_device_are_ignored_not_retried() {
 /// parse and apply in order.
 #[tokio::test]
 async fn aws_documented_lifecycle_events_are_applied() {
-    let presence = Presence::new(InMemoryDeviceState::default());
+    let presence = Presence::new(bound("186b5").await);
     for (name, outcome) in [
         ("lifecycle-connected.json", "connected"),
         ("lifecycle-disconnected.json", "disconnected"),
@@ -99,4 +112,26 @@ async fn aws_documented_lifecycle_events_are_applied() {
             "{name}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_event_made_with_another_certificate_is_refused_and_changes_nothing() {
+    let presence = Presence::new(bound("car-0001").await);
+    let mut intruder = event("connected.json");
+    intruder["principalIdentifier"] = "claim-certificate".into();
+    let handled = presence.handle(&intruder).await.unwrap();
+    assert_eq!(
+        handled,
+        Handled::Applied {
+            device_id: "car-0001".into(),
+            outcome: "refused"
+        }
+    );
+    let state = presence
+        .store
+        .presence(&DeviceId::parse("car-0001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.session_id, None);
 }

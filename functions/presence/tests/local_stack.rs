@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use fleetwire::adapters::DynamoDeviceState;
-use fleetwire::domain::presence::{PresenceState, PresenceStore};
+use fleetwire::domain::presence::{
+    CertificateBinding, LifecycleEvent, PresenceOutcome, PresenceState, PresenceStore,
+};
 use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::testing::lifecycle::lifecycle_history;
@@ -24,6 +26,14 @@ async fn store() -> DynamoDeviceState {
     DynamoDeviceState::new(aws_sdk_dynamodb::Client::new(&sdk), table)
 }
 
+/// `event` as a connection with a claim certificate would make it.
+fn intruder(event: &LifecycleEvent) -> LifecycleEvent {
+    LifecycleEvent {
+        principal_identifier: Some("claim-certificate".into()),
+        ..event.clone()
+    }
+}
+
 #[tokio::test]
 async fn any_delivery_order_with_duplicates_agrees_with_the_pure_rules_event_by_event() {
     let store = store().await;
@@ -35,9 +45,20 @@ async fn any_delivery_order_with_duplicates_agrees_with_the_pure_rules_event_by_
         for _ in 0..rng.usize(0..4) {
             delivered.push(history.events[rng.usize(..history.events.len())].clone());
         }
+        // An intruder with the claim certificate under the device's client id.
+        for _ in 0..rng.usize(0..3) {
+            delivered.push(intruder(&history.events[rng.usize(..history.events.len())]));
+        }
         rng.shuffle(&mut delivered);
         let device = DeviceId::parse(&id).unwrap();
-        let mut pure = PresenceState::default();
+        store
+            .bind_certificate(&device, &history.certificate_id)
+            .await
+            .unwrap_or_else(|err| panic!("{err}\n{START_HINT}"));
+        let mut pure = PresenceState {
+            certificate_id: Some(history.certificate_id.clone()),
+            ..PresenceState::default()
+        };
         for e in &delivered {
             let outcome = store
                 .apply_presence(&device, e)
@@ -66,6 +87,11 @@ async fn concurrent_writers_for_one_device_never_move_presence_backwards() {
     for _ in 0..10 {
         let id = unique_id("presence-concurrent");
         let history = lifecycle_history(&id, &mut rng);
+        self::store()
+            .await
+            .bind_certificate(&DeviceId::parse(&id).unwrap(), &history.certificate_id)
+            .await
+            .unwrap_or_else(|err| panic!("{err}\n{START_HINT}"));
         // Every event twice, all at once.
         let tasks: Vec<_> = history
             .events
@@ -90,4 +116,20 @@ async fn concurrent_writers_for_one_device_never_move_presence_backwards() {
             .expect("stored");
         assert_eq!(stored.view(), history.expected, "{id}");
     }
+}
+
+#[tokio::test]
+async fn a_thing_without_a_bound_certificate_refuses_every_event() {
+    let store = store().await;
+    let id = unique_id("presence-unbound");
+    let history = lifecycle_history(&id, &mut fastrand::Rng::with_seed(3));
+    let device = DeviceId::parse(&id).unwrap();
+    for e in &history.events {
+        let outcome = store
+            .apply_presence(&device, e)
+            .await
+            .unwrap_or_else(|err| panic!("{err}\n{START_HINT}"));
+        assert_eq!(outcome, PresenceOutcome::Refused);
+    }
+    assert_eq!(store.presence(&device).await.unwrap(), None);
 }

@@ -9,6 +9,8 @@ use fleetwire::runtime::config::{ConfigError, Env};
 pub struct HookConfig {
     /// `REGISTRY_TABLE`: the allowlist.
     pub registry_table: String,
+    /// `STATE_TABLE`: where the thing's own certificate is bound, for presence.
+    pub state_table: String,
     /// `SERIAL_PARAMETER` (default `SerialNumber`): the template parameter carrying the serial.
     pub serial_parameter: String,
     /// `DECISION_BUDGET_MS` (default 3000, 100 to 4500): the time to answer in; past it the
@@ -35,6 +37,10 @@ impl HookConfig {
         Ok(HookConfig {
             registry_table: env
                 .required("REGISTRY_TABLE", "the Registry table holding the allowlist")?,
+            state_table: env.required(
+                "STATE_TABLE",
+                "the State table where a thing's certificate is bound",
+            )?,
             serial_parameter,
             budget: env.millis_in(
                 "DECISION_BUDGET_MS",
@@ -53,8 +59,11 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_the_table_is_set() {
-        let config =
-            HookConfig::from_env(&Env::from_pairs([("REGISTRY_TABLE", "registry")])).unwrap();
+        let config = HookConfig::from_env(&Env::from_pairs([
+            ("REGISTRY_TABLE", "registry"),
+            ("STATE_TABLE", "state"),
+        ]))
+        .unwrap();
         assert_eq!(config.serial_parameter, "SerialNumber");
         assert_eq!(config.budget, Duration::from_secs(3));
         assert_eq!(config.lock_after, 5);
@@ -64,7 +73,11 @@ mod tests {
     fn missing_table_and_out_of_range_budget_are_named() {
         let err = HookConfig::from_env(&Env::from_pairs::<&str, &str>([])).unwrap_err();
         assert!(err.to_string().contains("REGISTRY_TABLE"), "{err}");
-        let env = Env::from_pairs([("REGISTRY_TABLE", "r"), ("DECISION_BUDGET_MS", "5000")]);
+        let env = Env::from_pairs([
+            ("REGISTRY_TABLE", "r"),
+            ("STATE_TABLE", "s"),
+            ("DECISION_BUDGET_MS", "5000"),
+        ]);
         let err = HookConfig::from_env(&env).unwrap_err();
         assert!(err.to_string().contains("DECISION_BUDGET_MS"), "{err}");
     }

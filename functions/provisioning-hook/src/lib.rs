@@ -12,6 +12,7 @@ pub mod request;
 
 use std::collections::BTreeMap;
 
+use fleetwire::domain::presence::CertificateBinding;
 use fleetwire::domain::registry::{
     ClaimOutcome, Denial, DenialOutcome, ProvisioningClaim, ProvisioningRecord, Registry,
     RegistryEntry, RegistryStatus, Serial, counts_denials,
@@ -94,8 +95,10 @@ impl DenyReason {
 }
 
 /// The hook: a Registry and the settings, built once at init.
-pub struct ProvisioningHook<R> {
+pub struct ProvisioningHook<R, B> {
     registry: R,
+    /// Where the thing's own certificate is bound, for presence to check.
+    binding: B,
     config: HookConfig,
 }
 
@@ -107,9 +110,13 @@ struct Subject {
     certificate_id: Option<String>,
 }
 
-impl<R: Registry> ProvisioningHook<R> {
-    pub fn new(registry: R, config: HookConfig) -> Self {
-        ProvisioningHook { registry, config }
+impl<R: Registry, B: CertificateBinding> ProvisioningHook<R, B> {
+    pub fn new(registry: R, binding: B, config: HookConfig) -> Self {
+        ProvisioningHook {
+            registry,
+            binding,
+            config,
+        }
     }
 
     /// Decides one request. Never fails: every problem is a logged deny.
@@ -176,9 +183,17 @@ impl<R: Registry> ProvisioningHook<R> {
             Err(_elapsed) => return Err((DenyReason::RegistryTimeout, None)),
             Ok(Err(error)) => return Err((store_reason(error), None)),
             Ok(Ok(ClaimOutcome::Provisioned(entry))) => {
-                return match DeviceId::parse(&entry.thing_name) {
-                    Ok(_) => Ok(entry),
-                    Err(e) => Err((DenyReason::InvalidThingName(e), None)),
+                let thing = DeviceId::parse(&entry.thing_name)
+                    .map_err(|e| (DenyReason::InvalidThingName(e), None))?;
+                // Presence accepts the thing's lifecycle events only from this certificate.
+                // Fails closed; IoT Core's retry of the request binds again.
+                let bound = self
+                    .binding
+                    .bind_certificate(&thing, &request.certificate_id);
+                return match tokio::time::timeout_at(deadline, bound).await {
+                    Ok(Ok(())) => Ok(entry),
+                    Err(_elapsed) => Err((DenyReason::RegistryTimeout, None)),
+                    Ok(Err(error)) => Err((store_reason(error), None)),
                 };
             }
             Ok(Ok(ClaimOutcome::Refused { current })) => current,

@@ -3,22 +3,21 @@
 
 use std::convert::Infallible;
 
-use fleetwire::adapters::DynamoRegistry;
+use fleetwire::adapters::{DynamoDeviceState, DynamoRegistry};
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::{ConfigError, Env};
 use lambda_runtime::LambdaEvent;
 use provisioning_hook::{HookConfig, ProvisioningHook, config::SDK_DEFAULTS};
 use serde_json::Value;
 
-async fn init() -> Result<ProvisioningHook<DynamoRegistry>, ConfigError> {
+async fn init() -> Result<ProvisioningHook<DynamoRegistry, DynamoDeviceState>, ConfigError> {
     let env = Env::process();
     let config = HookConfig::from_env(&env)?;
     let sdk = load_sdk_config(&SdkSettings::from_env(&env, SDK_DEFAULTS)?).await;
-    let registry = DynamoRegistry::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        config.registry_table.clone(),
-    );
-    Ok(ProvisioningHook::new(registry, config))
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let registry = DynamoRegistry::new(dynamodb.clone(), config.registry_table.clone());
+    let binding = DynamoDeviceState::new(dynamodb, config.state_table.clone());
+    Ok(ProvisioningHook::new(registry, binding, config))
 }
 
 #[tokio::main]

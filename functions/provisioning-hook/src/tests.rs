@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetwire::domain::registry::RegistryEntry;
-use fleetwire::testing::{Behaviour, InMemoryRegistry};
+use fleetwire::testing::{Behaviour, InMemoryDeviceState, InMemoryRegistry};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,6 +24,7 @@ struct Expected {
 fn config() -> HookConfig {
     HookConfig {
         registry_table: "registry".into(),
+        state_table: "state".into(),
         serial_parameter: "SerialNumber".into(),
         budget: Duration::from_secs(3),
         lock_after: 5,
@@ -35,8 +36,10 @@ fn fixture() -> InMemoryRegistry {
     InMemoryRegistry::with_entries(entries)
 }
 
-fn hook(registry: InMemoryRegistry) -> ProvisioningHook<InMemoryRegistry> {
-    ProvisioningHook::new(registry, config())
+type TestHook = ProvisioningHook<InMemoryRegistry, InMemoryDeviceState>;
+
+fn hook(registry: InMemoryRegistry) -> TestHook {
+    ProvisioningHook::new(registry, InMemoryDeviceState::default(), config())
 }
 
 fn with_certificate(mut request: Value, certificate_id: &str) -> Value {
@@ -250,7 +253,7 @@ async fn thing_name_comes_from_the_registry_even_over_an_attribute() {
 async fn serial_parameter_name_is_configurable() {
     let mut config = config();
     config.serial_parameter = "DeviceSerial".into();
-    let hook = ProvisioningHook::new(fixture(), config);
+    let hook = ProvisioningHook::new(fixture(), InMemoryDeviceState::default(), config);
     let mut request = event("allowed.json");
     request["parameters"] = json!({"DeviceSerial": "SN-ALLOWED-0001"});
     let answer = hook.handle(&request).await;
@@ -310,5 +313,29 @@ async fn a_thing_name_in_the_claimants_space_is_denied() {
         hook.handle(&answer("SN-CLAIMSPACE-2"))
             .await
             .allow_provisioning
+    );
+}
+
+/// An allowed device's certificate is bound to its thing, so presence takes only its
+/// events; the binding failing denies (fail closed), and the retry binds.
+#[tokio::test]
+async fn allowing_binds_the_things_certificate_and_fails_closed_without_it() {
+    use fleetwire::domain::presence::PresenceStore;
+    let hook = hook(fixture());
+    let request = event("allowed.json");
+    hook.binding.set_behaviour(Behaviour::Failing(
+        fleetwire::runtime::error::StoreError::Throttled {
+            call: "DynamoDB.UpdateItem".into(),
+            message: "slow down".into(),
+        },
+    ));
+    assert!(!hook.handle(&request).await.allow_provisioning);
+    hook.binding.set_behaviour(Behaviour::Normal);
+    assert!(hook.handle(&request).await.allow_provisioning, "the retry");
+    let thing = fleetwire::domain::telemetry::DeviceId::parse("fleet-sensor-0001").unwrap();
+    let state = hook.binding.presence(&thing).await.unwrap().unwrap();
+    assert_eq!(
+        state.certificate_id.as_deref(),
+        request["certificateId"].as_str()
     );
 }

@@ -44,11 +44,16 @@ async fn one_log_line_per_decision_with_serial_reason_and_never_the_pem() {
     .unwrap();
     let config = HookConfig {
         registry_table: "registry".into(),
+        state_table: "state".into(),
         serial_parameter: "SerialNumber".into(),
         budget: Duration::from_secs(3),
         lock_after: 5,
     };
-    let hook = ProvisioningHook::new(InMemoryRegistry::with_entries(entries), config);
+    let hook = ProvisioningHook::new(
+        InMemoryRegistry::with_entries(entries),
+        fleetwire::testing::InMemoryDeviceState::default(),
+        config,
+    );
     let allowed: Value = fleetwire::testing::event("provisioning-hook", "allowed.json");
     let revoked: Value = fleetwire::testing::event("provisioning-hook", "revoked.json");
     hook.handle(&allowed).await;

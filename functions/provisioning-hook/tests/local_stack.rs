@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetwire::adapters::DynamoRegistry;
+use fleetwire::adapters::{DynamoDeviceState, DynamoRegistry};
 use fleetwire::domain::registry::{Registry, RegistryEntry, RegistryStatus, RevokeOutcome, Serial};
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::testing::{START_HINT, run_id, stack_var as var};
@@ -30,9 +30,19 @@ async fn registry() -> DynamoRegistry {
     )
 }
 
+async fn state() -> DynamoDeviceState {
+    let config = load_sdk_config(&SdkSettings {
+        max_attempts: 2,
+        ..SdkSettings::default()
+    })
+    .await;
+    DynamoDeviceState::new(aws_sdk_dynamodb::Client::new(&config), var("STATE_TABLE"))
+}
+
 fn config(lock_after: u32) -> HookConfig {
     HookConfig {
         registry_table: var("REGISTRY_TABLE"),
+        state_table: var("STATE_TABLE"),
         serial_parameter: "SerialNumber".into(),
         budget: Duration::from_secs(3),
         lock_after,
@@ -63,7 +73,11 @@ async fn allowed_serial(registry: &DynamoRegistry) -> Serial {
 async fn fifty_concurrent_requests_for_one_allowed_serial_allow_exactly_one() {
     let registry = registry().await;
     let serial = allowed_serial(&registry).await;
-    let hook = Arc::new(ProvisioningHook::new(registry, config(1_000)));
+    let hook = Arc::new(ProvisioningHook::new(
+        registry,
+        state().await,
+        config(1_000),
+    ));
     let tasks: Vec<_> = (0..50)
         .map(|n| {
             let hook = Arc::clone(&hook);
@@ -93,7 +107,7 @@ async fn fifty_concurrent_requests_for_one_allowed_serial_allow_exactly_one() {
 async fn replay_with_another_certificate_is_denied_and_a_retry_is_not() {
     let registry = registry().await;
     let serial = allowed_serial(&registry).await;
-    let hook = ProvisioningHook::new(registry, config(5));
+    let hook = ProvisioningHook::new(registry, state().await, config(5));
     assert!(
         hook.handle(&request(&serial, "cert-first"))
             .await
@@ -119,7 +133,7 @@ async fn revoked_serial_is_denied() {
         registry.revoke(&serial, OffsetDateTime::now_utc()).await,
         Ok(RevokeOutcome::Revoked(_))
     ));
-    let hook = ProvisioningHook::new(registry, config(5));
+    let hook = ProvisioningHook::new(registry, state().await, config(5));
     assert_eq!(
         hook.handle(&request(&serial, "cert")).await,
         HookResponse::deny()
@@ -131,7 +145,7 @@ async fn denied_attempts_are_counted_and_lock_the_serial() {
     let registry = registry().await;
     let serial = allowed_serial(&registry).await;
     let check = registry.clone();
-    let hook = ProvisioningHook::new(registry, config(3));
+    let hook = ProvisioningHook::new(registry, state().await, config(3));
     assert!(
         hook.handle(&request(&serial, "cert-owner"))
             .await

@@ -24,6 +24,12 @@
 //! When a device reconnects, IoT Core ends the old connection (`DUPLICATE_CLIENTID`); that
 //! disconnect carries the old connection's version, so it can never end the new one,
 //! whatever the timestamps say.
+//!
+//! Before any of that, an event counts only when its `principalIdentifier` (for a mutual
+//! TLS connection, the certificate id) is the thing's own certificate, the one the
+//! provisioning hook bound to the thing: a connection made with another certificate (a
+//! leaked claim certificate, say) under the device's client id changes nothing and is
+//! [`PresenceOutcome::Refused`]. A thing with no bound certificate refuses every event.
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +127,8 @@ pub struct PresenceState {
     pub disconnected_at: Option<i64>,
     pub disconnect_reason: Option<String>,
     pub pending_disconnect: Option<PendingDisconnect>,
+    /// The thing's own certificate, bound at provisioning.
+    pub certificate_id: Option<String>,
 }
 
 /// What an event did.
@@ -135,6 +143,8 @@ pub enum PresenceOutcome {
     DisconnectHeld,
     /// Older, duplicate, or another session's: nothing changed.
     Ignored,
+    /// Not made with the thing's own certificate: nothing changed; a security event.
+    Refused,
 }
 
 /// What operators read: the presence fields that must not depend on delivery order.
@@ -176,8 +186,17 @@ impl PresenceState {
                 .is_some_and(|at| at < event.timestamp + RESET_GAP_MS)
     }
 
+    /// Whether `event` was made with the thing's own certificate.
+    pub fn is_own(&self, event: &LifecycleEvent) -> bool {
+        self.certificate_id.is_some()
+            && event.principal_identifier.as_deref() == self.certificate_id.as_deref()
+    }
+
     /// Applies one event by the rules of this module.
     pub fn apply(&mut self, event: &LifecycleEvent) -> PresenceOutcome {
+        if !self.is_own(event) {
+            return PresenceOutcome::Refused;
+        }
         match event.event_type {
             LifecycleType::Connected => self.connect(event),
             LifecycleType::Disconnected => self.disconnect(event),
@@ -251,6 +270,17 @@ pub fn device_of(event: &LifecycleEvent) -> Result<DeviceId, String> {
         .map_err(|e| format!("client id {:?} is not a thing name: {e}", event.client_id))
 }
 
+/// Where a thing's own certificate is bound, at provisioning: the State table's row.
+pub trait CertificateBinding: Send + Sync {
+    /// Binds `certificate_id` to `device`; a later binding replaces it (a device
+    /// provisioned again with a new certificate).
+    fn bind_certificate(
+        &self,
+        device: &DeviceId,
+        certificate_id: &str,
+    ) -> impl std::future::Future<Output = Result<(), crate::runtime::error::StoreError>> + Send;
+}
+
 /// Where presence is kept: the State table, one row per device.
 pub trait PresenceStore: Send + Sync {
     /// Applies `event` to `device`'s presence by the rules of this module, atomically.
@@ -275,6 +305,14 @@ mod tests {
     use super::*;
 
     const MINUTE: i64 = 60_000;
+    const CERTIFICATE: &str = "c0ffee";
+
+    fn bound() -> PresenceState {
+        PresenceState {
+            certificate_id: Some(CERTIFICATE.into()),
+            ..PresenceState::default()
+        }
+    }
 
     pub(crate) fn connect(session: &str, version: i64, at: i64) -> LifecycleEvent {
         LifecycleEvent {
@@ -282,7 +320,7 @@ mod tests {
             timestamp: at,
             event_type: LifecycleType::Connected,
             session_identifier: session.into(),
-            principal_identifier: None,
+            principal_identifier: Some(CERTIFICATE.into()),
             version_number: version,
             client_initiated_disconnect: None,
             disconnect_reason: None,
@@ -299,7 +337,7 @@ mod tests {
     }
 
     fn run(events: &[LifecycleEvent]) -> (PresenceState, Vec<PresenceOutcome>) {
-        let mut state = PresenceState::default();
+        let mut state = bound();
         let outcomes = events.iter().map(|e| state.apply(e)).collect();
         (state, outcomes)
     }
@@ -456,6 +494,35 @@ mod tests {
     }
 
     #[test]
+    fn only_the_things_own_certificate_moves_its_presence() {
+        let intruder = |e: LifecycleEvent| LifecycleEvent {
+            principal_identifier: Some("claim-certificate".into()),
+            ..e
+        };
+        let (state, outcomes) = run(&[
+            connect("s1", 0, 10),
+            intruder(connect("s2", 1, 20)),
+            intruder(disconnect("s1", 0, 30, "CONNECTION_LOST")),
+        ]);
+        assert_eq!(
+            outcomes,
+            vec![
+                PresenceOutcome::Connected,
+                PresenceOutcome::Refused,
+                PresenceOutcome::Refused
+            ]
+        );
+        assert!(state.online);
+        assert_eq!(state.session_id.as_deref(), Some("s1"));
+        let mut unbound = PresenceState::default();
+        assert_eq!(
+            unbound.apply(&connect("s1", 0, 10)),
+            PresenceOutcome::Refused
+        );
+        assert_eq!(unbound, PresenceState::default());
+    }
+
+    #[test]
     fn marks_order_by_version_near_in_time_and_by_timestamp_far_apart() {
         let mark = |version, at| Mark { version, at };
         assert!(mark(2, 0).is_after(&mark(1, 5 * MINUTE)));
@@ -499,13 +566,23 @@ mod tests {
             ) {
                 let mut rng = fastrand::Rng::with_seed(seed);
                 let history = lifecycle_history("car-1", &mut rng);
-                prop_assert_eq!(run(&history.events).0.view(), history.expected.clone());
+                let run = |events: &[LifecycleEvent]| {
+                    let mut state = PresenceState {
+                        certificate_id: Some(history.certificate_id.clone()),
+                        ..PresenceState::default()
+                    };
+                    for e in events {
+                        state.apply(e);
+                    }
+                    state.view()
+                };
+                prop_assert_eq!(run(&history.events), history.expected.clone());
                 let mut delivered = history.events.clone();
                 for d in &duplicates {
                     delivered.push(history.events[d.index(history.events.len())].clone());
                 }
                 rng.shuffle(&mut delivered);
-                prop_assert_eq!(run(&delivered).0.view(), history.expected);
+                prop_assert_eq!(run(&delivered), history.expected);
             }
         }
     }

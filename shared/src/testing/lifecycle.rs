@@ -13,6 +13,8 @@ pub const CLOCK_ERROR_MS: i64 = 2 * 60 * 1000;
 /// One client id's history and the presence it must end in.
 #[derive(Debug, Clone)]
 pub struct LifecycleHistory {
+    /// The thing's own certificate, which every event of the history was made with.
+    pub certificate_id: String,
     /// Every event once, in the order the connections happened.
     pub events: Vec<LifecycleEvent>,
     /// What any delivery of `events` must leave: the last connection, online unless its
@@ -22,12 +24,13 @@ pub struct LifecycleHistory {
 
 /// A history for `client_id`, drawn from `rng`.
 pub fn lifecycle_history(client_id: &str, rng: &mut fastrand::Rng) -> LifecycleHistory {
+    let certificate_id = format!("{client_id}-certificate");
     let event = |kind, session: &str, version, at, reason: Option<&str>| LifecycleEvent {
         client_id: client_id.into(),
         timestamp: at + rng_skew(at),
         event_type: kind,
         session_identifier: session.into(),
-        principal_identifier: None,
+        principal_identifier: Some(certificate_id.clone()),
         version_number: version,
         client_initiated_disconnect: reason.map(|r| r == "CLIENT_INITIATED_DISCONNECT"),
         disconnect_reason: reason.map(str::to_string),
@@ -100,6 +103,7 @@ pub fn lifecycle_history(client_id: &str, rng: &mut fastrand::Rng) -> LifecycleH
         }
     }
     LifecycleHistory {
+        certificate_id,
         events,
         expected: expected.expect("every history has a connection"),
     }

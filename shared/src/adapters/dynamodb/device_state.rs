@@ -9,8 +9,8 @@ use super::conditional::conditional_update;
 use super::item::{Item, ItemReader, json_to_attribute, n, s};
 use crate::domain::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
 use crate::domain::presence::{
-    LifecycleEvent, LifecycleType, PendingDisconnect, PresenceOutcome, PresenceState,
-    PresenceStore, RESET_GAP_MS,
+    CertificateBinding, LifecycleEvent, LifecycleType, PendingDisconnect, PresenceOutcome,
+    PresenceState, PresenceStore, RESET_GAP_MS,
 };
 use crate::domain::telemetry::{DeviceId, TelemetryRecord};
 use crate::runtime::error::StoreError;
@@ -121,6 +121,7 @@ fn presence_of(item: &Item) -> Result<PresenceState, StoreError> {
         disconnected_at: r.number("disconnected_at")?,
         disconnect_reason: r.optional_string("disconnect_reason")?,
         pending_disconnect: pending,
+        certificate_id: r.optional_string("certificate_id")?,
     })
 }
 
@@ -185,8 +186,14 @@ impl DynamoDeviceState {
         event: &LifecycleEvent,
     ) -> Result<PresenceOutcome, StoreError> {
         use condition::{AFTER_CONNECTION, AFTER_PENDING, CURRENT, ENDS};
+        // Only the thing's own certificate moves its presence: every write is guarded by it.
+        let Some(principal) = event.principal_identifier.as_deref() else {
+            return Ok(PresenceOutcome::Refused);
+        };
+        let own = |condition: String| format!("certificate_id = :p AND {condition}");
         let values = |extra: &[(&'static str, AttributeValue)]| {
             let mut values = vec![
+                (":p", s(principal)),
                 (":s", s(&event.session_identifier)),
                 (":v", n(event.version_number)),
                 (":t", n(event.timestamp)),
@@ -209,7 +216,7 @@ impl DynamoDeviceState {
                         &format!(
                             "SET #online = :on, {connect} REMOVE disconnected_at, disconnect_reason"
                         ),
-                        &format!("{AFTER_CONNECTION} AND NOT {ENDS}"),
+                        &own(format!("{AFTER_CONNECTION} AND NOT {ENDS}")),
                         values(&[on.clone(), lo()]),
                     )
                     .await?,
@@ -219,7 +226,7 @@ impl DynamoDeviceState {
                     self.step(
                         device,
                         "SET #online = :off, disconnected_at = :t, disconnect_reason = :r",
-                        &format!("{CURRENT} AND #online = :on"),
+                        &own(format!("{CURRENT} AND #online = :on")),
                         values(&[on.clone(), off.clone(), (":r", reason(event))]),
                     )
                     .await?,
@@ -231,7 +238,9 @@ impl DynamoDeviceState {
                 Step::Refused(old) => presence_of(&old)?,
             };
             let second = match old.clone().apply(event) {
-                PresenceOutcome::Ignored => return Ok(PresenceOutcome::Ignored),
+                outcome @ (PresenceOutcome::Ignored | PresenceOutcome::Refused) => {
+                    return Ok(outcome);
+                }
                 outcome if outcome == first_outcome => continue,
                 PresenceOutcome::ConnectedAndEnded => {
                     // Its disconnect came first: the connection starts and ends in one write.
@@ -242,7 +251,7 @@ impl DynamoDeviceState {
                              disconnect_reason = pending_reason \
                              REMOVE pending_session, pending_version, pending_at, pending_reason"
                         ),
-                        &format!("{AFTER_CONNECTION} AND {ENDS}"),
+                        &own(format!("{AFTER_CONNECTION} AND {ENDS}")),
                         values(&[off.clone(), lo()]),
                     )
                     .await?
@@ -251,10 +260,10 @@ impl DynamoDeviceState {
                     self.step(
                         device,
                         "SET pending_session = :s, pending_version = :v, pending_at = :t, pending_reason = :r",
-                        &format!(
+                        &own(format!(
                             "NOT ({CURRENT} AND (#online = :on OR disconnected_at > :lo)) \
                              AND {AFTER_CONNECTION} AND {AFTER_PENDING}"
-                        ),
+                        )),
                         values(&[on.clone(), lo(), (":r", reason(event))]),
                     )
                     .await?
@@ -271,6 +280,25 @@ impl DynamoDeviceState {
             call: CALL.into(),
             message: format!("presence of {device}: too many concurrent writes"),
         })
+    }
+}
+
+impl CertificateBinding for DynamoDeviceState {
+    async fn bind_certificate(
+        &self,
+        device: &DeviceId,
+        certificate_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", s(device.as_str()))
+            .update_expression("SET certificate_id = :c")
+            .expression_attribute_values(":c", s(certificate_id))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk(CALL, e))?;
+        Ok(())
     }
 }
 
@@ -295,7 +323,11 @@ impl PresenceStore for DynamoDeviceState {
             .map_err(|e| StoreError::from_sdk("DynamoDB.GetItem", e))?;
         output
             .item()
-            .filter(|item| item.contains_key("session_id") || item.contains_key("pending_session"))
+            .filter(|item| {
+                ["session_id", "pending_session", "certificate_id"]
+                    .iter()
+                    .any(|key| item.contains_key(*key))
+            })
             .map(presence_of)
             .transpose()
     }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::device_state::{DeviceState, DeviceStateStore, WriteOutcome};
-use crate::domain::presence::{LifecycleEvent, PresenceOutcome, PresenceState, PresenceStore};
+use crate::domain::presence::{
+    CertificateBinding, LifecycleEvent, PresenceOutcome, PresenceState, PresenceStore,
+};
 use crate::domain::telemetry::{DeviceId, TelemetryRecord};
 use crate::runtime::error::StoreError;
 use crate::testing::{Behaviour, lock};
@@ -21,6 +23,22 @@ pub struct InMemoryDeviceState {
 impl InMemoryDeviceState {
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.behaviour) = behaviour;
+    }
+}
+
+impl CertificateBinding for InMemoryDeviceState {
+    async fn bind_certificate(
+        &self,
+        device: &DeviceId,
+        certificate_id: &str,
+    ) -> Result<(), StoreError> {
+        let behaviour = lock(&self.behaviour).clone();
+        behaviour.apply().await?;
+        lock(&self.presence)
+            .entry(device.clone())
+            .or_default()
+            .certificate_id = Some(certificate_id.to_string());
+        Ok(())
     }
 }
 
