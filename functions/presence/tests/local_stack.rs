@@ -133,3 +133,87 @@ async fn a_thing_without_a_bound_certificate_refuses_every_event() {
     }
     assert_eq!(store.presence(&device).await.unwrap(), None);
 }
+
+/// Connects to the local IoT Core as `client_id`, identified by `certificate_id` (the
+/// runner reads a connection's certificate from its MQTT username), and keeps the
+/// connection served until the returned task is aborted.
+async fn connect(client_id: &str, certificate_id: &str) -> tokio::task::JoinHandle<()> {
+    let port: u16 = stack_var("FLEETWIRE_MQTT_PORT").parse().unwrap();
+    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_credentials(certificate_id, "");
+    options.set_keep_alive(std::time::Duration::from_secs(30));
+    let (_client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    let (connected, mut accepted) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    let _ = connected.send(true);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        accepted.wait_for(|c| *c),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{client_id}: no CONNACK\n{START_HINT}"))
+    .unwrap();
+    task
+}
+
+/// The device's presence once `done` holds, or a panic after 30 s.
+async fn presence_when(
+    store: &DynamoDeviceState,
+    device: &DeviceId,
+    done: impl Fn(&PresenceState) -> bool,
+) -> PresenceState {
+    for _ in 0..300 {
+        if let Some(state) = store.presence(device).await.unwrap()
+            && done(&state)
+        {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{device}: presence never reached the expected state\n{START_HINT}");
+}
+
+/// Through the local IoT Core, its presence rule and the function under
+/// `cargo lambda watch`: a connection with a claim certificate under a provisioned
+/// device's client id pushes the device off (IoT Core's `DUPLICATE_CLIENTID`), but its
+/// own connect is refused, so the State row keeps the device's own session.
+#[tokio::test]
+async fn a_claim_certificate_under_the_devices_client_id_does_not_take_its_session() {
+    let store = store().await;
+    let id = unique_id("presence-intruder");
+    let device = DeviceId::parse(&id).unwrap();
+    let own = format!("{:064x}", fastrand::u128(..));
+    let claim = format!("{:064x}", fastrand::u128(..));
+    store
+        .bind_certificate(&device, &own)
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{START_HINT}"));
+    let real = connect(&id, &own).await;
+    let online = presence_when(&store, &device, |s| s.online).await;
+    let intruder = connect(&id, &claim).await;
+    let kicked = presence_when(&store, &device, |s| !s.online).await;
+    assert_eq!(
+        kicked.disconnect_reason.as_deref(),
+        Some("DUPLICATE_CLIENTID"),
+        "the real device was pushed off"
+    );
+    // The intruder's connect comes after the kick; give it time to be refused.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after = store.presence(&device).await.unwrap().unwrap();
+    assert_eq!(
+        after.session_id, online.session_id,
+        "the device's own session stays"
+    );
+    assert!(!after.online, "the intruder is not the device online");
+    intruder.abort();
+    real.abort();
+}
