@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 16] = [
+pub const RULES: [(&str, &str); 17] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -68,6 +68,10 @@ pub const RULES: [(&str, &str); 16] = [
     (
         "service-grant-scoped",
         "every bucket policy grant to an AWS service names its one source: aws:SourceArn with StringEquals or ArnEquals, no wildcard",
+    ),
+    (
+        "action-resource-type",
+        "an IAM grant names only resource types its action is evaluated against (iot:AttachPolicy: a certificate or thing group, not the policy)",
     ),
     (
         "invoke-permission-scoped",
@@ -429,6 +433,15 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
             }
             _ => {}
         }
+        for (action, arn_type) in misdirected_grants(resource, &kind_of) {
+            report(
+                "action-resource-type",
+                &resource.logical_id,
+                format!(
+                    "{action} is granted on a {arn_type} ARN, which IAM never evaluates it against"
+                ),
+            );
+        }
     }
     findings.extend(unjustified_wildcards(text));
     Ok(findings)
@@ -536,6 +549,93 @@ fn unbound_claim_connect(statements: Option<&Value>) -> Option<String> {
     (!bound).then(|| {
         format!("a claim certificate may connect as {connects:?}: allow only client ids ending the ARN in {wanted:?}")
     })
+}
+
+/// The resource types IAM evaluates these actions against (Service Authorization
+/// Reference, "Actions, resources, and condition keys for AWS IoT"); a grant on another
+/// type is dead: it reads as a permission and allows nothing.
+const ACTION_RESOURCE_TYPES: [(&str, &[&str]); 2] = [
+    ("iot:AttachPolicy", &["cert", "thinggroup"]),
+    ("iot:AttachPrincipalPolicy", &["cert"]),
+];
+
+/// Each (action, resource type) of `resource`'s IAM statements that grants an action of
+/// [`ACTION_RESOURCE_TYPES`] on a type it is not evaluated against.
+fn misdirected_grants<'a>(
+    resource: &'a Resource,
+    kind_of: &dyn Fn(&str) -> Option<&'a str>,
+) -> Vec<(String, String)> {
+    let documents: Vec<&Value> = match resource.kind.as_str() {
+        "AWS::IAM::Role" => resource
+            .properties
+            .pointer("/Policies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.pointer("/PolicyDocument/Statement"))
+            .collect(),
+        "AWS::Serverless::Function" => resource
+            .properties
+            .pointer("/Policies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("Statement"))
+            .collect(),
+        _ => return Vec::new(),
+    };
+    let one_or_many = |v: Option<&'a Value>| -> Vec<&'a Value> {
+        match v {
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(other) => vec![other],
+            None => Vec::new(),
+        }
+    };
+    let type_of = |arn: &Value| -> Option<String> {
+        let text = arn
+            .as_str()
+            .or_else(|| arn.get("Fn::Sub").and_then(Value::as_str));
+        if let Some(text) = text {
+            // `arn:...:iot:<region>:<account>:<type>/<name>`; the region and account may be
+            // `${AWS::...}` variables, so the type is what ends the part before the first `/`.
+            let (head, _) = text.split_once('/')?;
+            return head.rsplit(':').next().map(str::to_string);
+        }
+        let id = arn.pointer("/Fn::GetAtt/0").and_then(Value::as_str)?;
+        let kind = kind_of(id)?;
+        Some(
+            match kind {
+                "AWS::IoT::Policy" => "policy",
+                "AWS::IoT::Thing" => "thing",
+                "AWS::IoT::ThingGroup" => "thinggroup",
+                "AWS::IoT::Certificate" => "cert",
+                other => other,
+            }
+            .to_string(),
+        )
+    };
+    let mut found = Vec::new();
+    for statement in documents.into_iter().flat_map(|d| statements(Some(d))) {
+        if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        for action in one_or_many(statement.get("Action"))
+            .iter()
+            .filter_map(|a| a.as_str())
+        {
+            let Some((_, types)) = ACTION_RESOURCE_TYPES.iter().find(|(a, _)| *a == action) else {
+                continue;
+            };
+            for arn in one_or_many(statement.get("Resource")) {
+                if let Some(arn_type) = type_of(arn)
+                    && !types.contains(&arn_type.as_str())
+                {
+                    found.push((action.to_string(), arn_type));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// A policy's statements, with both branches of a statement under `Fn::If`.
@@ -698,6 +798,13 @@ mod tests {
                 broken(
                     ":client/claim-*\" # a claimant's",
                     ":client/*\" # a claimant's",
+                ),
+            ),
+            (
+                "action-resource-type",
+                broken(
+                    "                  - iot:GetPolicy\n",
+                    "                  - iot:GetPolicy\n                  - iot:AttachPolicy\n",
                 ),
             ),
             (
