@@ -51,7 +51,7 @@ pub const RULES: [(&str, &str); 17] = [
     ),
     (
         "mapping-failure-path",
-        "every event source mapping has finite retries and record age, bisect, partial batch responses and an OnFailure destination",
+        "every event source mapping has finite retries and record age, bisect and an OnFailure destination; Kinesis ones report partial batches, Kafka ones run in provisioned mode",
     ),
     (
         "encryption",
@@ -231,20 +231,21 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                         "needs DestinationConfig.OnFailure".into(),
                     );
                 }
-                // Kafka mappings have no bisect or item failures; Kinesis ones must use all.
+                let finite = |name: &str| get(name).and_then(Value::as_i64).is_some_and(|n| n >= 0);
+                let bounded = finite("/MaximumRetryAttempts")
+                    && finite("/MaximumRecordAgeInSeconds")
+                    && get("/BisectBatchOnFunctionError") == Some(&Value::Bool(true));
                 if get("/Topics").is_none() {
-                    let finite =
-                        |name: &str| get(name).and_then(Value::as_i64).is_some_and(|n| n >= 0);
                     let reports = get("/FunctionResponseTypes")
                         .and_then(Value::as_array)
                         .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"));
-                    if !finite("/MaximumRetryAttempts")
-                        || !finite("/MaximumRecordAgeInSeconds")
-                        || get("/BisectBatchOnFunctionError") != Some(&Value::Bool(true))
-                        || !reports
-                    {
+                    if !bounded || !reports {
                         report("mapping-failure-path", id, "a stream mapping needs finite MaximumRetryAttempts and MaximumRecordAgeInSeconds, BisectBatchOnFunctionError and ReportBatchItemFailures".into());
                     }
+                } else if !bounded || get("/ProvisionedPollerConfig").is_none() {
+                    // Kafka takes these error controls only in provisioned mode; the
+                    // processor fails a Kafka batch whole, so bisect isolates the bad record.
+                    report("mapping-failure-path", id, "a Kafka mapping needs ProvisionedPollerConfig with finite MaximumRetryAttempts and MaximumRecordAgeInSeconds and BisectBatchOnFunctionError".into());
                 }
             }
             "AWS::DynamoDB::Table" => {
@@ -805,6 +806,13 @@ mod tests {
                 broken(
                     "                  - iot:GetPolicy\n",
                     "                  - iot:GetPolicy\n                  - iot:AttachPolicy\n",
+                ),
+            ),
+            (
+                "mapping-failure-path",
+                broken(
+                    "      ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 10 }\n",
+                    "",
                 ),
             ),
             (
