@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 17] = [
+pub const RULES: [(&str, &str); 18] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -36,6 +36,10 @@ pub const RULES: [(&str, &str); 17] = [
     (
         "function-policy",
         "functions have exactly one inline policy of their own",
+    ),
+    (
+        "vpc-policy-with-vpc",
+        "a function takes the VPC execution policy only when it runs in a VPC",
     ),
     (
         "rule-error-action",
@@ -186,15 +190,49 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                 {
                     report("function-logs", id, "needs LoggingConfig with LogFormat JSON and a LogGroup of its own with RetentionInDays".into());
                 }
-                match get("/Policies").and_then(Value::as_array) {
-                    Some(policies)
-                        if policies.len() == 1 && policies[0].get("Statement").is_some() => {}
-                    _ => report(
+                let own_role = get("/Role")
+                    .and_then(|r| r.pointer("/Fn::GetAtt/0"))
+                    .and_then(Value::as_str)
+                    .and_then(|role| template.resources.iter().find(|r| r.logical_id == role))
+                    .filter(|role| role.kind == "AWS::IAM::Role");
+                let inline_ok = match own_role {
+                    Some(role) => role_of_its_own(role),
+                    None => get("/Policies")
+                        .and_then(Value::as_array)
+                        .is_some_and(|p| p.len() == 1 && p[0].get("Statement").is_some()),
+                };
+                if !inline_ok {
+                    report(
                         "function-policy",
                         id,
-                        "needs exactly one inline policy (Policies: [ {Version, Statement} ])"
+                        "needs exactly one inline policy (Policies: [ {Version, Statement} ]), or a Role of the template with one inline policy and only Lambda's basic (and, under a condition, VPC) execution policies"
                             .into(),
-                    ),
+                    );
+                }
+                // SAM attaches the VPC execution policy to a function with any VpcConfig,
+                // even one under Fn::If, so a conditional VPC needs a role of its own that
+                // takes the policy under the same condition.
+                if let Some(condition) = get("/VpcConfig/Fn::If/0").and_then(Value::as_str) {
+                    let conditional = own_role.is_some_and(|role| {
+                        role.properties
+                            .pointer("/ManagedPolicyArns")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .any(|arn| {
+                                arn.pointer("/Fn::If/0").and_then(Value::as_str) == Some(condition)
+                                    && arn.to_string().contains("AWSLambdaVPCAccessExecutionRole")
+                            })
+                    });
+                    if !conditional {
+                        report(
+                            "vpc-policy-with-vpc",
+                            id,
+                            format!(
+                                "its VpcConfig holds only when {condition}, but SAM's role would take the VPC execution policy always: give it a Role that takes it under {condition}"
+                            ),
+                        );
+                    }
                 }
                 if rule_targets.iter().any(|t| t == id) {
                     let retries =
@@ -639,6 +677,29 @@ fn misdirected_grants<'a>(
     found
 }
 
+/// A function's own role: one inline policy, and of AWS's managed policies only Lambda's
+/// basic execution role, plus the VPC execution role under a condition.
+fn role_of_its_own(role: &Resource) -> bool {
+    let inline = role
+        .properties
+        .pointer("/Policies")
+        .and_then(Value::as_array)
+        .is_some_and(|p| p.len() == 1 && p[0].pointer("/PolicyDocument/Statement").is_some());
+    let managed = role
+        .properties
+        .pointer("/ManagedPolicyArns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .all(|arn| {
+            let text = arn.to_string();
+            text.contains("service-role/AWSLambdaBasicExecutionRole")
+                || (arn.get("Fn::If").is_some()
+                    && text.contains("service-role/AWSLambdaVPCAccessExecutionRole"))
+        });
+    inline && managed
+}
+
 /// A policy's statements, with both branches of a statement under `Fn::If`.
 fn statements(value: Option<&Value>) -> Vec<&Value> {
     let mut out = Vec::new();
@@ -813,6 +874,21 @@ mod tests {
                 broken(
                     "      ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 10 }\n",
                     "",
+                ),
+            ),
+            (
+                "vpc-policy-with-vpc",
+                broken(
+                    "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
+                    "",
+                ),
+            ),
+            (
+                // An unconditional VPC policy is as wrong as SAM's.
+                "function-policy",
+                broken(
+                    "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
+                    "        - !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\"\n",
                 ),
             ),
             (
