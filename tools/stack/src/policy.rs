@@ -24,7 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 18] = [
+pub const RULES: [(&str, &str); 19] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -40,6 +40,10 @@ pub const RULES: [(&str, &str); 18] = [
     (
         "vpc-policy-with-vpc",
         "a function takes the VPC execution policy only when it runs in a VPC",
+    ),
+    (
+        "table-key-access",
+        "a function that uses a table can use the key the table is encrypted with, as every other function on the tables",
     ),
     (
         "rule-error-action",
@@ -207,6 +211,31 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                         id,
                         "needs exactly one inline policy (Policies: [ {Version, Statement} ]), or a Role of the template with one inline policy and only Lambda's basic (and, under a condition, VPC) execution policies"
                             .into(),
+                    );
+                }
+                let own_statements: Vec<&Value> = match own_role {
+                    Some(role) => statements(
+                        role.properties
+                            .pointer("/Policies/0/PolicyDocument/Statement"),
+                    ),
+                    None => statements(get("/Policies/0/Statement")),
+                };
+                let grants = |needle: &str| {
+                    own_statements.iter().any(|st| {
+                        st.get("Action")
+                            .is_some_and(|a| a.to_string().contains(needle))
+                    })
+                };
+                let key_grant = own_statements.iter().any(|st| {
+                    st.get("Action")
+                        .is_some_and(|a| a.to_string().contains("kms:Decrypt"))
+                        && is_own_key(st.get("Resource"))
+                });
+                if grants("dynamodb:") && !key_grant {
+                    report(
+                        "table-key-access",
+                        id,
+                        "uses tables encrypted with the template's key but may not use the key (kms:Decrypt, kms:GenerateDataKey)".into(),
                     );
                 }
                 // SAM attaches the VPC execution policy to a function with any VpcConfig,
@@ -889,6 +918,13 @@ mod tests {
                 broken(
                     "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
                     "        - !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\"\n",
+                ),
+            ),
+            (
+                "table-key-access",
+                broken(
+                    "            # The fleet key encrypts what this function reads and writes, as for the\n            # other functions on the same tables.\n            - Effect: Allow\n              Action: [kms:Decrypt, kms:GenerateDataKey]\n              Resource: !GetAtt FleetKey.Arn\n",
+                    "",
                 ),
             ),
             (
