@@ -378,3 +378,15 @@ fn add_functions_and_rules(
 
 #[cfg(test)]
 mod tests;
+
+/// The project's own template as the runner reads it, with `parameters` set: what the
+/// runner's unit tests play against.
+#[cfg(test)]
+pub(crate) fn project(parameters: &[(&str, &str)]) -> Wiring {
+    let mut template =
+        Template::parse(include_str!("../../../../template.yaml")).expect("template.yaml parses");
+    for (name, value) in parameters {
+        template.set_parameter(name, value).unwrap();
+    }
+    Wiring::read(&template, "fleetwire", "us-east-1", "123456789012").expect("wiring reads")
+}

@@ -2,15 +2,6 @@
 
 use super::*;
 
-fn project(parameters: &[(&str, &str)]) -> Wiring {
-    let mut template =
-        Template::parse(include_str!("../../../../template.yaml")).expect("template.yaml parses");
-    for (name, value) in parameters {
-        template.set_parameter(name, value).unwrap();
-    }
-    Wiring::read(&template, "fleetwire", "us-east-1", "123456789012").expect("wiring reads")
-}
-
 #[test]
 fn the_http_api_routes_are_played_with_their_authorization() {
     let without_issuer = project(&[("Stage", "local")]);

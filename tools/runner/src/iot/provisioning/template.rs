@@ -139,13 +139,9 @@ mod tests {
     use serde_json::json;
 
     fn project_body() -> Value {
-        let mut template =
-            stack::template::Template::parse(include_str!("../../../../../template.yaml")).unwrap();
-        template.set_parameter("Stage", "local").unwrap();
-        let wiring =
-            crate::wiring::Wiring::read(&template, "fleetwire", "us-east-1", "123456789012")
-                .unwrap();
-        wiring.provisioning[0].body.clone()
+        crate::wiring::project(&[("Stage", "local")]).provisioning[0]
+            .body
+            .clone()
     }
 
     #[test]

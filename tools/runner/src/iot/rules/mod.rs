@@ -166,12 +166,7 @@ mod tests {
     /// JSON type, at the top and in every failure.
     #[test]
     fn the_error_action_message_has_aws_documented_shape() {
-        let mut template =
-            stack::template::Template::parse(include_str!("../../../../../template.yaml")).unwrap();
-        template.set_parameter("Stage", "local").unwrap();
-        let wiring =
-            crate::wiring::Wiring::read(&template, "fleetwire", "us-east-1", "123456789012")
-                .unwrap();
+        let wiring = crate::wiring::project(&[("Stage", "local")]);
         let rule = &wiring.rules[0];
         let function = wiring.function(&rule.function).unwrap();
         let message = Message {
