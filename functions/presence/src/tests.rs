@@ -1,6 +1,6 @@
 //! The presence handler with the in-memory State table.
 
-use fleetwire::domain::presence::{CertificateBinding, PresenceView};
+use fleetwire::domain::presence::{CertificateBinding, PresenceState, PresenceView};
 use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::testing::{Behaviour, InMemoryDeviceState};
 use serde_json::Value;
@@ -18,6 +18,16 @@ async fn bound(device: &str) -> InMemoryDeviceState {
         .await
         .unwrap();
     store
+}
+
+/// `device`'s presence as the store holds it.
+async fn stored(presence: &Presence<InMemoryDeviceState>, device: &str) -> PresenceState {
+    presence
+        .store
+        .presence(&DeviceId::parse(device).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn event(name: &str) -> Value {
@@ -38,12 +48,7 @@ async fn sample_events_in_sequence_give_the_expected_outcomes() {
             assert_eq!(&got[key], want, "{}: {got}", case["event"]);
         }
     }
-    let state = presence
-        .store
-        .presence(&DeviceId::parse("car-0001").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stored(&presence, "car-0001").await;
     assert_eq!(
         state.view(),
         PresenceView {
@@ -127,11 +132,6 @@ async fn an_event_made_with_another_certificate_is_refused_and_changes_nothing()
             outcome: "refused"
         }
     );
-    let state = presence
-        .store
-        .presence(&DeviceId::parse("car-0001").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let state = stored(&presence, "car-0001").await;
     assert_eq!(state.session_id, None);
 }
