@@ -65,10 +65,29 @@ fn run_json(args: &[&str], code: i32) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_id(tag));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A folder of the test's own under the system's temporary folder, removed when the test
+/// ends (pass or fail): a publish test writes images of 17 MiB there.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_id(tag));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn registry(sdk: &aws_types::SdkConfig) -> DynamoRegistry {
@@ -111,7 +130,7 @@ async fn import_reports_bad_rows_by_line_and_never_overwrites_a_provisioned_seri
     let sdk = sdk().await;
     let registry = registry(&sdk);
     let tag = unique_id("IMP");
-    let dir = temp_dir("import");
+    let dir = ScratchDir::new("import");
     let file = dir.join("batch.csv");
     let csv = format!(
         "serial,model,thing_name\n{tag}-1,sensor-x\n{tag}-2,sensor-x,car-{tag}-2\nbad serial,sensor-x\n\
@@ -320,7 +339,7 @@ async fn publish_then_roll_out_then_follow_the_rollout() {
             .force_path_style(true)
             .build(),
     );
-    let dir = temp_dir("publish");
+    let dir = ScratchDir::new("publish");
     let model = unique_id("model");
     let key = generate_key(KeyAlgorithm::EcdsaP256).unwrap();
     let key_file = dir.join("code-signing.pem");
