@@ -1,10 +1,11 @@
 //! The two event source mappings' events, reduced to what the processor needs.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One record of a batch.
@@ -12,10 +13,43 @@ use serde_json::Value;
 pub struct InputRecord {
     /// The shard (Kinesis) or topic-partition (Kafka): order holds within it.
     pub group: String,
-    /// What a partial batch response names: the sequence number (Kinesis) or
-    /// `topic-partition@offset` (Kafka).
-    pub item_id: String,
+    /// What a partial batch response names for this record.
+    pub item_id: ItemIdentifier,
     pub data: Vec<u8>,
+}
+
+/// A record as a partial batch response names it, in each mapping's own shape.
+///
+/// Kinesis: the record's sequence number, a string (AWS Lambda developer guide,
+/// "Configuring partial batch response with Kinesis Data Streams and Lambda").
+/// Kafka (MSK and self-managed): an object of the topic-partition key of the event's
+/// `records` map and the record's offset, `{"partition": "fleet-telemetry-0", "offset": 15}`
+/// (AWS Lambda developer guide, "Configuring error handling controls for Kafka event
+/// sources", partial batch response; the same shape in Powertools for AWS Lambda's Kafka
+/// batch processor and aws-lambda-rust-runtime's `KafkaEventResponse`). Lambda resumes
+/// each named partition from the named offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ItemIdentifier {
+    Sequence(String),
+    Kafka { partition: String, offset: i64 },
+}
+
+impl ItemIdentifier {
+    /// An identifier Lambda would take as a complete failure of the batch (an empty
+    /// sequence number).
+    pub fn is_blank(&self) -> bool {
+        matches!(self, ItemIdentifier::Sequence(s) if s.is_empty())
+    }
+}
+
+impl fmt::Display for ItemIdentifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemIdentifier::Sequence(sequence) => f.write_str(sequence),
+            ItemIdentifier::Kafka { partition, offset } => write!(f, "{partition}@{offset}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +90,7 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
                     .and_then(|id| id.split(':').next())
                     .unwrap_or("shard")
                     .to_string(),
-                item_id: r.kinesis.sequence_number,
+                item_id: ItemIdentifier::Sequence(r.kinesis.sequence_number),
                 data: r.kinesis.data.0,
             })
             .collect();
@@ -75,7 +109,10 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
                     None => Vec::new(),
                 };
                 records.push(InputRecord {
-                    item_id: format!("{group}@{}", r.offset),
+                    item_id: ItemIdentifier::Kafka {
+                        partition: group.clone(),
+                        offset: r.offset,
+                    },
                     group: group.clone(),
                     data,
                 });
@@ -106,7 +143,7 @@ mod tests {
             records,
             vec![InputRecord {
                 group: "shardId-000000000006".into(),
-                item_id: "4959".into(),
+                item_id: ItemIdentifier::Sequence("4959".into()),
                 data: br#"{"a":1}"#.to_vec()
             }]
         );
@@ -120,7 +157,10 @@ mod tests {
         }});
         let (source, records) = from_event(&event).unwrap();
         assert_eq!(source, Source::Kafka);
-        assert_eq!(records[0].item_id, "fleet-telemetry-0@15");
+        assert_eq!(
+            serde_json::to_value(&records[0].item_id).unwrap(),
+            json!({"partition": "fleet-telemetry-0", "offset": 15})
+        );
         assert_eq!(records[0].data, br#"{"a":1}"#.to_vec());
     }
 

@@ -29,7 +29,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use config::ProcessorConfig;
-pub use input::{InputRecord, Source, from_event};
+pub use input::{InputRecord, ItemIdentifier, Source, from_event};
 
 pub const SOURCE: &str = "stream-processor";
 /// Readings per atomic commit: DynamoDB transactions take 100 items, two of which are
@@ -41,7 +41,9 @@ const MAX_COMMIT_ROUNDS: usize = 8;
 /// few instead of on the sum of them all.
 pub const DEVICES_AT_ONCE: usize = 16;
 
-/// The answer to the event source mapping.
+/// The answer to the event source mapping: the first failed record of each shard or
+/// partition, from which Lambda retries it (`ReportBatchItemFailures` is on for both
+/// mappings). An empty list is a complete success.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchResponse {
@@ -51,7 +53,7 @@ pub struct BatchResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemFailure {
-    pub item_identifier: String,
+    pub item_identifier: ItemIdentifier,
 }
 
 /// Counts for the invocation's log line.
@@ -140,7 +142,7 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
             .map(|&position| ItemFailure {
                 item_identifier: records[position].item_id.clone(),
             })
-            .filter(|failure| !failure.item_identifier.is_empty())
+            .filter(|failure| !failure.item_identifier.is_blank())
             .collect();
         tracing::info!(
             received = summary.received,
@@ -327,10 +329,6 @@ pub enum HandleError {
     /// An undecodable record could not be dead-lettered.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Some partitions of a Kafka batch failed. The MSK mapping here retries whole batches,
-    /// so the whole batch comes again; what was applied is skipped as duplicates.
-    #[error("{0} partitions failed; the batch is retried")]
-    KafkaPartitions(usize),
 }
 
 impl From<HandleError> for lambda_runtime::Diagnostic {
@@ -338,7 +336,6 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
         let error_type = match error {
             HandleError::Event(_) => "InvalidEvent",
             HandleError::Store(_) => "DeadLetterUnavailable",
-            HandleError::KafkaPartitions(_) => "KafkaBatchRetried",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),
@@ -347,9 +344,9 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Handles one event of either mapping: a partial batch response for Kinesis, whose
-/// mapping retries from the first failed record; the whole batch failed for Kafka when
-/// any partition failed.
+/// Handles one event of either mapping, answering a partial batch response in the
+/// mapping's own shape: each failed shard or partition is retried from its first failed
+/// record, and what succeeded beside it is not sent again.
 pub async fn handle<P, A, D, S>(
     processor: &Processor<P, A, D, S>,
     event: &serde_json::Value,
@@ -360,13 +357,8 @@ where
     D: DeadLetterSink,
     S: DeviceStateStore,
 {
-    let (source, records) = from_event(event).map_err(HandleError::Event)?;
+    let (_, records) = from_event(event).map_err(HandleError::Event)?;
     let (response, _) = processor.process(&records).await?;
-    if source == Source::Kafka && !response.batch_item_failures.is_empty() {
-        return Err(HandleError::KafkaPartitions(
-            response.batch_item_failures.len(),
-        ));
-    }
     Ok(response)
 }
 

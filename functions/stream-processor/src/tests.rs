@@ -38,7 +38,7 @@ fn reading(device: &str, minute: i64, temperature: f64) -> EnrichedRecord {
 fn input(shard: &str, sequence: usize, record: &EnrichedRecord) -> InputRecord {
     InputRecord {
         group: shard.into(),
-        item_id: format!("{sequence}"),
+        item_id: ItemIdentifier::Sequence(format!("{sequence}")),
         data: serde_json::to_vec(record).unwrap(),
     }
 }
@@ -216,7 +216,7 @@ async fn alerts_lost_to_a_failed_publish_go_out_on_the_retry() {
     assert_eq!(
         response.batch_item_failures,
         vec![ItemFailure {
-            item_identifier: "0".into()
+            item_identifier: ItemIdentifier::Sequence("0".into())
         }]
     );
     assert_eq!(p.store.pending_alerts(), 1, "kept with its record");
@@ -242,10 +242,10 @@ async fn a_store_failure_reports_the_first_failed_record_of_each_shard() {
         input("shard-b", 200, &reading("car-3", 0, 20.0)),
     ];
     let (response, summary) = p.process(&batch).await.unwrap();
-    let ids: Vec<&str> = response
+    let ids: Vec<String> = response
         .batch_item_failures
         .iter()
-        .map(|f| f.item_identifier.as_str())
+        .map(|f| f.item_identifier.to_string())
         .collect();
     assert_eq!(ids, vec!["100", "200"]);
     assert_eq!(summary.failed_groups, 2);
@@ -257,12 +257,12 @@ async fn undecodable_records_are_dead_lettered_not_reported() {
     let batch = vec![
         InputRecord {
             group: "s".into(),
-            item_id: "1".into(),
+            item_id: ItemIdentifier::Sequence("1".into()),
             data: b"\xff\x00 not json".to_vec(),
         },
         InputRecord {
             group: "s".into(),
-            item_id: "2".into(),
+            item_id: ItemIdentifier::Sequence("2".into()),
             data: br#"{"device_id": "car-1"}"#.to_vec(),
         },
         input("s", 3, &reading("car-1", 0, 20.0)),
@@ -289,7 +289,7 @@ async fn dead_letter_failure_fails_the_whole_batch() {
         }));
     let batch = vec![InputRecord {
         group: "s".into(),
-        item_id: "1".into(),
+        item_id: ItemIdentifier::Sequence("1".into()),
         data: b"junk".to_vec(),
     }];
     assert!(p.process(&batch).await.is_err());
@@ -373,17 +373,56 @@ async fn a_kinesis_batch_that_partly_fails_answers_which_records_to_retry() {
     assert!(!response.batch_item_failures.is_empty());
 }
 
+/// A Kafka event of two partitions: car-1's readings on partition 0 at offsets 40 and 41,
+/// car-2's on partition 1 at offsets 7 and 8, in Lambda's MSK event shape.
+fn two_partition_kafka_event() -> Value {
+    let record = |partition: i32, offset: i64, reading: &EnrichedRecord| {
+        use base64::Engine;
+        json!({"topic": "fleet-telemetry", "partition": partition, "offset": offset,
+            "timestamp": 1795593601123_i64, "timestampType": "CREATE_TIME", "key": null,
+            "value": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(reading).unwrap()),
+            "headers": []})
+    };
+    json!({"eventSource": "aws:kafka", "bootstrapServers": "b-1:9098", "records": {
+        "fleet-telemetry-0": [record(0, 40, &reading("car-1", 0, 20.0)), record(0, 41, &reading("car-1", 1, 20.1))],
+        "fleet-telemetry-1": [record(1, 7, &reading("car-2", 0, 20.0)), record(1, 8, &reading("car-2", 1, 20.1))],
+    }})
+}
+
 #[tokio::test]
-async fn a_kafka_batch_that_partly_fails_fails_whole_so_it_comes_again() {
-    let err = handle(&failing_store(), &sample("kafka-batch.json"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, HandleError::KafkaPartitions(n) if n > 0),
-        "{err}"
+async fn a_kafka_batch_that_partly_fails_names_the_failed_partition_and_offset_in_kafkas_shape() {
+    let p = processor();
+    p.store.fail_device(device("car-2"));
+    let response = handle(&p, &two_partition_kafka_event()).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [
+            {"itemIdentifier": {"partition": "fleet-telemetry-1", "offset": 7}}
+        ]}),
+        "only the failed partition, from its first failed offset"
     );
-    let diagnostic: lambda_runtime::Diagnostic = err.into();
-    assert_eq!(diagnostic.error_type, "KafkaBatchRetried");
+    let applied = p
+        .store
+        .summary(&device("car-1"), "2026-11-25T08")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(applied.record_count, 2, "the healthy partition is done");
+}
+
+#[tokio::test]
+async fn a_kinesis_partial_failure_names_sequence_numbers_as_strings() {
+    let p = processor();
+    p.store.fail_device(device("car-2"));
+    let batch = vec![
+        input("shardId-000000000000", 100, &reading("car-1", 0, 20.0)),
+        input("shardId-000000000000", 101, &reading("car-2", 0, 20.0)),
+    ];
+    let (response, _) = p.process(&batch).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "101"}]})
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::retry::RetryPolicy;
 use fleetwire::testing::{START_HINT, stack_var as var};
 use serde_json::json;
-use stream_processor::{InputRecord, Processor};
+use stream_processor::{InputRecord, ItemIdentifier, Processor};
 use time::OffsetDateTime;
 
 type Real = Processor<DynamoProcessing, SnsAlerts, SqsDeadLetters, DynamoDeviceState>;
@@ -77,7 +77,7 @@ fn inputs(records: &[EnrichedRecord]) -> Vec<InputRecord> {
         .enumerate()
         .map(|(i, r)| InputRecord {
             group: "shardId-0".into(),
-            item_id: format!("{i}"),
+            item_id: ItemIdentifier::Sequence(format!("{i}")),
             data: serde_json::to_vec(r).unwrap(),
         })
         .collect()

@@ -219,17 +219,17 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                 let bounded = finite("/MaximumRetryAttempts")
                     && finite("/MaximumRecordAgeInSeconds")
                     && get("/BisectBatchOnFunctionError") == Some(&Value::Bool(true));
+                let reports = get("/FunctionResponseTypes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"));
                 if get("/Topics").is_none() {
-                    let reports = get("/FunctionResponseTypes")
-                        .and_then(Value::as_array)
-                        .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"));
                     if !bounded || !reports {
                         report("mapping-failure-path", id, "a stream mapping needs finite MaximumRetryAttempts and MaximumRecordAgeInSeconds, BisectBatchOnFunctionError and ReportBatchItemFailures".into());
                     }
-                } else if !bounded || get("/ProvisionedPollerConfig").is_none() {
-                    // Kafka takes these error controls only in provisioned mode; the
-                    // processor fails a Kafka batch whole, so bisect isolates the bad record.
-                    report("mapping-failure-path", id, "a Kafka mapping needs ProvisionedPollerConfig with finite MaximumRetryAttempts and MaximumRecordAgeInSeconds and BisectBatchOnFunctionError".into());
+                } else if !bounded || !reports || get("/ProvisionedPollerConfig").is_none() {
+                    // Kafka takes these error controls, partial batch responses among them,
+                    // only in provisioned mode.
+                    report("mapping-failure-path", id, "a Kafka mapping needs ProvisionedPollerConfig with finite MaximumRetryAttempts and MaximumRecordAgeInSeconds, BisectBatchOnFunctionError and ReportBatchItemFailures".into());
                 }
             }
             "AWS::DynamoDB::Table" => {

@@ -1,6 +1,6 @@
 //! The stream processor's store in maps, all or nothing like the DynamoDB adapter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::domain::processing::{
@@ -18,6 +18,8 @@ pub struct InMemoryProcessing {
     stats: Mutex<HashMap<DeviceId, StoredStats>>,
     summaries: Mutex<HashMap<(DeviceId, String), HourlySummary>>,
     behaviour: Mutex<Behaviour>,
+    /// Devices whose every call fails, as a throttled hot key would.
+    failing_devices: Mutex<HashSet<DeviceId>>,
 }
 
 impl InMemoryProcessing {
@@ -25,11 +27,22 @@ impl InMemoryProcessing {
         *lock(&self.behaviour) = behaviour;
     }
 
+    /// Every call about `device` fails as throttled from now on; other devices go on.
+    pub fn fail_device(&self, device: DeviceId) {
+        lock(&self.failing_devices).insert(device);
+    }
+
     pub fn pending_alerts(&self) -> usize {
         lock(&self.seen).values().map(Vec::len).sum()
     }
 
-    async fn behave(&self) -> Result<(), StoreError> {
+    async fn behave(&self, device: &DeviceId) -> Result<(), StoreError> {
+        if lock(&self.failing_devices).contains(device) {
+            return Err(StoreError::Throttled {
+                call: "InMemoryProcessing".into(),
+                message: format!("{device} is throttled"),
+            });
+        }
         let behaviour = lock(&self.behaviour).clone();
         behaviour.apply().await
     }
@@ -37,12 +50,12 @@ impl InMemoryProcessing {
 
 impl ProcessingStore for InMemoryProcessing {
     async fn load_stats(&self, device: &DeviceId) -> Result<StoredStats, StoreError> {
-        self.behave().await?;
+        self.behave(device).await?;
         Ok(lock(&self.stats).get(device).cloned().unwrap_or_default())
     }
 
     async fn commit(&self, commit: &HourCommit) -> Result<CommitOutcome, StoreError> {
-        self.behave().await?;
+        self.behave(&commit.device_id).await?;
         let mut seen = lock(&self.seen);
         let duplicates: Vec<(String, Vec<Anomaly>)> = commit
             .records
@@ -81,7 +94,7 @@ impl ProcessingStore for InMemoryProcessing {
         min: f64,
         max: f64,
     ) -> Result<(), StoreError> {
-        self.behave().await?;
+        self.behave(device).await?;
         let mut summaries = lock(&self.summaries);
         let summary = summaries
             .entry((device.clone(), hour.to_string()))

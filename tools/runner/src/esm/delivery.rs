@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::lambda::Invoked;
 use crate::wiring::{Function, Mapping};
 
-use super::{BatchShape, Esm, Item};
+use super::{BatchShape, Esm, Item, ItemNaming};
 
 impl Esm {
     /// Invokes `function` for `items` until they are handled, following the mapping's
@@ -60,12 +60,12 @@ impl Esm {
                     .await
                 {
                     Invoked::Returned(response) => {
-                        let failed =
-                            if shape.per_record_failures && mapping.report_batch_item_failures {
-                                first_failed(&response, &batch)
-                            } else {
-                                None
-                            };
+                        // Without ReportBatchItemFailures Lambda ignores the answer.
+                        let failed = if mapping.report_batch_item_failures {
+                            first_failed(&response, &batch, &shape.naming)
+                        } else {
+                            None
+                        };
                         match failed {
                             None => {
                                 self.status.update(key, |s| {
@@ -156,22 +156,37 @@ impl Esm {
 }
 
 /// The index of the first record a partial batch response names, if any. An identifier
-/// that is missing or names no record of the batch fails the whole batch, as Lambda
-/// treats it.
-pub(crate) fn first_failed(response: &Value, batch: &[Item]) -> Option<usize> {
+/// that is missing, of the other mapping's shape, or names no record of the batch fails the
+/// whole batch, as Lambda treats it (AWS Lambda developer guide, partial batch response:
+/// "an itemIdentifier with a bad key name" is a complete failure).
+pub(crate) fn first_failed(response: &Value, batch: &[Item], naming: &ItemNaming) -> Option<usize> {
     let failures = response.get("batchItemFailures")?.as_array()?;
     let mut first: Option<usize> = None;
     for failure in failures {
-        let index = failure
+        let position = failure
             .get("itemIdentifier")
-            .and_then(Value::as_str)
-            .and_then(|id| batch.iter().position(|item| item.position == id));
+            .and_then(|id| named_position(id, naming));
+        let index =
+            position.and_then(|position| batch.iter().position(|item| item.position == position));
         match index {
             Some(index) => first = Some(first.map_or(index, |f| f.min(index))),
             None => return Some(0),
         }
     }
     first
+}
+
+/// The position (sequence number or offset) an identifier names, if it has the mapping's
+/// shape.
+fn named_position(identifier: &Value, naming: &ItemNaming) -> Option<String> {
+    match naming {
+        ItemNaming::Sequence => identifier.as_str().map(str::to_owned),
+        ItemNaming::KafkaOffset { partition } => {
+            let named = identifier.get("partition")?.as_str()?;
+            let offset = identifier.get("offset")?.as_i64()?;
+            (named == partition).then(|| offset.to_string())
+        }
+    }
 }
 
 pub(crate) fn now_rfc3339() -> String {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::wiring::{Function, Mapping, Source};
 
-use super::{BatchShape, Esm, Item, StartAt};
+use super::{BatchShape, Esm, Item, ItemNaming, StartAt};
 
 impl Esm {
     /// Starts polling every partition of the Kafka mapping's topics.
@@ -173,7 +173,9 @@ impl KafkaPoller {
                     &BatchShape {
                         event_of: &event_of,
                         failure_info: &info,
-                        per_record_failures: false,
+                        naming: ItemNaming::KafkaOffset {
+                            partition: format!("{topic}-{partition}"),
+                        },
                     },
                 )
                 .await;

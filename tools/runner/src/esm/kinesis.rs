@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::wiring::{Function, Mapping, Source};
 
-use super::{BatchShape, Esm, Item, StartAt};
+use super::{BatchShape, Esm, Item, ItemNaming, StartAt};
 
 impl Esm {
     /// Starts polling every shard of a Kinesis mapping.
@@ -185,7 +185,7 @@ impl KinesisPoller {
                         &BatchShape {
                             event_of: &event_of,
                             failure_info: &info,
-                            per_record_failures: true,
+                            naming: ItemNaming::Sequence,
                         },
                     )
                     .await;

@@ -7,8 +7,9 @@
 //! error retries the whole batch, split in halves first with `BisectBatchOnFunctionError`.
 //! After `MaximumRetryAttempts` (or when its records are older than
 //! `MaximumRecordAgeInSeconds`) a batch goes to the OnFailure destination as Lambda's
-//! `KinesisBatchInfo` record, and the shard moves on. Kafka (MSK): the whole batch is
-//! retried, as MSK mappings do; with a finite `MaximumRetryAttempts`, then the destination.
+//! `KinesisBatchInfo` record, and the shard moves on. Kafka (MSK): the same, with the
+//! partial batch response in Kafka's shape (`{"partition": "<topic>-<n>", "offset": n}`)
+//! and a `KafkaBatchInfo` record.
 
 mod delivery;
 mod kafka;
@@ -26,11 +27,21 @@ use crate::queues::Queues;
 pub use status::{EsmStatus, MappingControl, PollerStatus, StartAt};
 
 /// How a source turns records into an event and a failed batch into its destination
-/// record, and whether it honours per-record failures.
+/// record, and how its partial batch response names a record.
 pub struct BatchShape<'a> {
     pub(crate) event_of: &'a (dyn Fn(&[Item]) -> Value + Send + Sync),
     pub(crate) failure_info: &'a (dyn Fn(&[Item], u32) -> Value + Send + Sync),
-    pub(crate) per_record_failures: bool,
+    pub(crate) naming: ItemNaming,
+}
+
+/// How a partial batch response names a record of the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemNaming {
+    /// Kinesis: `{"itemIdentifier": "<sequence number>"}`.
+    Sequence,
+    /// Kafka: `{"itemIdentifier": {"partition": "<topic>-<n>", "offset": n}}`, the
+    /// partition named by its key in the event's `records` map.
+    KafkaOffset { partition: String },
 }
 
 /// A record of either source, as the batch logic needs it.

@@ -70,8 +70,26 @@ fn kafka_events_parse_as_lambdas_own_event_type() {
     assert_eq!(item.position, "15");
 }
 
+/// The positions of an event's records: Kinesis sequence numbers, or Kafka offsets.
+fn positions_of(event: &Value) -> Vec<String> {
+    if let Some(records) = event["Records"].as_array() {
+        return records
+            .iter()
+            .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap().to_owned())
+            .collect();
+    }
+    event["records"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|records| records.as_array().unwrap())
+        .map(|r| r["offset"].as_i64().unwrap().to_string())
+        .collect()
+}
+
 /// A stand-in for `cargo lambda watch` in these unit tests: records every batch of
-/// sequence numbers it is invoked with and answers with `answer(batch)`.
+/// positions (sequence numbers or offsets) it is invoked with and answers with
+/// `answer(batch)`.
 async fn fake_lambda(
     answer: impl Fn(&[String]) -> (u16, Value) + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<Vec<Vec<String>>>>) {
@@ -87,12 +105,7 @@ async fn fake_lambda(
         async move {
             let body = request.into_body().collect().await.unwrap().to_bytes();
             let event: Value = serde_json::from_slice(&body).unwrap();
-            let batch: Vec<String> = event["Records"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap().to_owned())
-                .collect();
+            let batch = positions_of(&event);
             seen.lock().unwrap().push(batch.clone());
             let (status, value) = answer(&batch);
             http::Response::builder()
@@ -148,7 +161,14 @@ fn mapping(bisect: bool, retries: i64) -> Mapping {
     }
 }
 
-async fn deliver(lambda: &str, queues: Queues, mapping: &Mapping, positions: &[&str]) -> EsmStatus {
+/// Delivers `items` as the mapping would, with the Lambda at `lambda`.
+async fn deliver_items(
+    lambda: &str,
+    queues: Queues,
+    mapping: &Mapping,
+    items: Vec<Item>,
+    shape: &BatchShape<'_>,
+) -> EsmStatus {
     let esm = Esm {
         invoker: Invoker::new(lambda, Duration::from_secs(5), 1),
         queues,
@@ -164,6 +184,13 @@ async fn deliver(lambda: &str, queues: Queues, mapping: &Mapping, positions: &[&
         async_retries: 2,
         on_failure_queue: None,
     };
+    esm.deliver("M/shard", mapping, &function, items, shape)
+        .await;
+    esm.status
+}
+
+/// Delivers Kinesis records of these sequence numbers.
+async fn deliver(lambda: &str, queues: Queues, mapping: &Mapping, positions: &[&str]) -> EsmStatus {
     let source = KinesisSource {
         shard: "shardId-000000000000",
         stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s",
@@ -176,19 +203,48 @@ async fn deliver(lambda: &str, queues: Queues, mapping: &Mapping, positions: &[&
         .collect();
     let event_of = |items: &[Item]| json!({"Records": items.iter().map(|i| i.event.clone()).collect::<Vec<_>>()});
     let info = |items: &[Item], _| json!({"KinesisBatchInfo": {"batchSize": items.len(), "startSequenceNumber": items[0].position}});
-    esm.deliver(
-        "M/shard",
-        mapping,
-        &function,
-        items,
-        &BatchShape {
-            event_of: &event_of,
-            failure_info: &info,
-            per_record_failures: true,
+    let shape = BatchShape {
+        event_of: &event_of,
+        failure_info: &info,
+        naming: ItemNaming::Sequence,
+    };
+    deliver_items(lambda, queues, mapping, items, &shape).await
+}
+
+/// Delivers Kafka records of partition `fleet-telemetry-0` at these offsets.
+async fn deliver_kafka(
+    lambda: &str,
+    queues: Queues,
+    mapping: &Mapping,
+    offsets: &[i64],
+) -> EsmStatus {
+    let items: Vec<Item> = offsets
+        .iter()
+        .map(|&offset| {
+            kafka_item(
+                "fleet-telemetry",
+                0,
+                offset,
+                OffsetDateTime::now_utc().unix_timestamp() * 1000,
+                None,
+                Some(b"{}"),
+                &BTreeMap::new(),
+            )
+        })
+        .collect();
+    let event_of = |items: &[Item]| {
+        json!({"eventSource": "aws:kafka", "records": {
+            "fleet-telemetry-0": items.iter().map(|i| i.event.clone()).collect::<Vec<_>>()}})
+    };
+    let info = |items: &[Item], _| json!({"KafkaBatchInfo": {"batchSize": items.len()}});
+    let shape = BatchShape {
+        event_of: &event_of,
+        failure_info: &info,
+        naming: ItemNaming::KafkaOffset {
+            partition: "fleet-telemetry-0".into(),
         },
-    )
-    .await;
-    esm.status
+    };
+    deliver_items(lambda, queues, mapping, items, &shape).await
 }
 
 fn seqs(batches: &[Vec<String>]) -> Vec<Vec<&str>> {
@@ -294,18 +350,108 @@ fn the_earliest_failed_record_is_where_a_retry_starts() {
     let batch = items(&["10", "11", "12", "13"]);
     let response =
         json!({"batchItemFailures": [{"itemIdentifier": "13"}, {"itemIdentifier": "11"}]});
-    assert_eq!(first_failed(&response, &batch), Some(1));
+    let kinesis = ItemNaming::Sequence;
+    assert_eq!(first_failed(&response, &batch, &kinesis), Some(1));
     assert_eq!(
-        first_failed(&json!({"batchItemFailures": []}), &batch),
+        first_failed(&json!({"batchItemFailures": []}), &batch, &kinesis),
         None
     );
-    assert_eq!(first_failed(&json!({"result": "ok"}), &batch), None);
+    assert_eq!(
+        first_failed(&json!({"result": "ok"}), &batch, &kinesis),
+        None
+    );
     assert_eq!(
         first_failed(
             &json!({"batchItemFailures": [{"itemIdentifier": "99"}]}),
-            &batch
+            &batch,
+            &kinesis
         ),
         Some(0),
         "an identifier outside the batch fails the whole batch"
+    );
+}
+
+#[test]
+fn a_kafka_response_names_its_partition_and_offset_or_fails_the_whole_batch() {
+    let batch = items(&["10", "11", "12", "13"]);
+    let kafka = ItemNaming::KafkaOffset {
+        partition: "fleet-telemetry-0".into(),
+    };
+    let named = |identifier: Value| {
+        first_failed(
+            &json!({"batchItemFailures": [{"itemIdentifier": identifier}]}),
+            &batch,
+            &kafka,
+        )
+    };
+    assert_eq!(
+        named(json!({"partition": "fleet-telemetry-0", "offset": 12})),
+        Some(2)
+    );
+    assert_eq!(
+        named(json!({"partition": "fleet-telemetry-1", "offset": 12})),
+        Some(0),
+        "another partition is not in this batch"
+    );
+    assert_eq!(
+        named(json!("12")),
+        Some(0),
+        "Kinesis's shape is a bad identifier here"
+    );
+    assert_eq!(
+        named(json!({"partition": "fleet-telemetry-0", "offset": 99})),
+        Some(0),
+        "an offset outside the batch"
+    );
+    assert_eq!(
+        named(json!({"partition": "fleet-telemetry-0"})),
+        Some(0),
+        "no offset"
+    );
+}
+
+#[tokio::test]
+async fn a_kafka_partial_batch_response_retries_the_partition_from_the_named_offset() {
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (lambda, calls) = fake_lambda(move |_| {
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            (
+                200,
+                json!({"batchItemFailures": [{"itemIdentifier": {"partition": "fleet-telemetry-0", "offset": 12}}]}),
+            )
+        } else {
+            (200, json!({"batchItemFailures": []}))
+        }
+    })
+    .await;
+    let (queues, sent) = recording_queue();
+    let status = deliver_kafka(&lambda, queues, &mapping(true, 3), &[10, 11, 12, 13]).await;
+    assert_eq!(
+        seqs(&calls.lock().unwrap()),
+        [vec!["10", "11", "12", "13"], vec!["12", "13"]]
+    );
+    assert!(sent.lock().unwrap().is_empty());
+    assert_eq!(status.snapshot()[0]["records_delivered"], 4);
+}
+
+#[tokio::test]
+async fn without_report_batch_item_failures_a_partial_response_is_taken_as_success() {
+    let (lambda, calls) = fake_lambda(|_| {
+        (
+            200,
+            json!({"batchItemFailures": [{"itemIdentifier": {"partition": "fleet-telemetry-0", "offset": 11}}]}),
+        )
+    })
+    .await;
+    let (queues, _) = recording_queue();
+    let mapping = Mapping {
+        report_batch_item_failures: false,
+        ..mapping(true, 3)
+    };
+    deliver_kafka(&lambda, queues, &mapping, &[10, 11]).await;
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        1,
+        "Lambda ignores the answer unless the mapping turns the response type on"
     );
 }

@@ -36,7 +36,7 @@ pub const RULES: [(&str, &str); 19] = [
     ),
     (
         "mapping-failure-path",
-        "every event source mapping has finite retries and record age, bisect and an OnFailure destination; Kinesis ones report partial batches, Kafka ones run in provisioned mode",
+        "every event source mapping has finite retries and record age, bisect, partial batch responses and an OnFailure destination; Kafka ones run in provisioned mode",
     ),
     (
         "encryption",

@@ -135,6 +135,13 @@ fn each_rule_fails_on_a_template_that_breaks_it() {
             ),
         ),
         (
+            "mapping-failure-path",
+            broken(
+                "      ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 10 }\n      FunctionResponseTypes: [ReportBatchItemFailures]\n",
+                "      ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 10 }\n",
+            ),
+        ),
+        (
             "vpc-policy-with-vpc",
             broken(
                 "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
