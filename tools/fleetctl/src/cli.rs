@@ -9,9 +9,10 @@ use time::OffsetDateTime;
 use crate::certificates::IotCertificates;
 use crate::cloudfront_keys::{CloudFrontKeys, SecretsManagerSigningSecret};
 use crate::deployment::{Aws, Deployment};
+use crate::failed::aws::{KinesisStreamReader, LambdaInvoker, SqsFailedQueue};
 use crate::keys::{self, GroupRef, Rotation};
 use crate::rollout::{Change, NewRollout};
-use crate::{Answer, Failure, device, firmware, import, registry, rollout, sign_url};
+use crate::{Answer, Failure, device, failed, firmware, import, registry, rollout, sign_url};
 
 mod args;
 pub use args::Cli;
@@ -52,6 +53,7 @@ async fn run_async(cli: Cli) -> Result<Answer, Failure> {
             device::show(&tables, &id, output.json).await
         }
         Command::Keys(command) => run_keys(command, &deployment, &aws).await,
+        Command::Failed(command) => run_failed(command, &deployment, &aws).await,
         Command::SignUrl(_) => unreachable!("handled before the runtime starts"),
     }
 }
@@ -218,6 +220,23 @@ async fn run_rollout(
         }
         RolloutCommand::List { model, output } => {
             rollout::list(&ota, model.as_deref(), output.json).await
+        }
+    }
+}
+
+async fn run_failed(
+    command: FailedCommand,
+    deployment: &Deployment,
+    aws: &Aws,
+) -> Result<Answer, Failure> {
+    let queue = SqsFailedQueue::new(aws.sqs(), deployment.failed_events_queue_url()?);
+    match command {
+        FailedCommand::List { output } => failed::list(&queue, output.json).await,
+        FailedCommand::Redrive { dry_run, output } => {
+            let reader = KinesisStreamReader::new(aws.kinesis());
+            let invoker = LambdaInvoker::new(aws.lambda());
+            let processor = deployment.stream_processor_function();
+            failed::redrive(&queue, &reader, &invoker, &processor, dry_run, output.json).await
         }
     }
 }

@@ -79,6 +79,20 @@ impl Deployment {
         })
     }
 
+    /// The failed-events queue: SQS names it, so it must be given.
+    pub fn failed_events_queue_url(&self) -> Result<String, Failure> {
+        self.vars.get("FAILED_EVENTS_QUEUE_URL").cloned().ok_or_else(|| {
+            Failure::usage(
+                "set FAILED_EVENTS_QUEUE_URL to the failed-events queue (stack output FailedEventsQueueUrl)",
+            )
+        })
+    }
+
+    /// The function failed stream batches are re-driven through.
+    pub fn stream_processor_function(&self) -> String {
+        self.named("STREAM_PROCESSOR_FUNCTION", "stream-processor")
+    }
+
     /// The signing-key secret, by ARN or name.
     pub fn signing_secret(&self) -> String {
         self.vars
@@ -171,6 +185,18 @@ impl Aws {
 
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
+        aws_sdk_kinesis::Client::new(&self.sdk)
+    }
+
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk)
     }
 }
 

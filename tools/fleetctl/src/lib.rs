@@ -11,6 +11,7 @@ pub mod cloudfront_keys;
 pub mod deployment;
 pub mod device;
 pub mod error;
+pub mod failed;
 pub mod firmware;
 pub mod import;
 pub mod keys;

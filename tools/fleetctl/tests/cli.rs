@@ -14,7 +14,14 @@ fn fleetctl(args: &[&str]) -> Output {
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("SDK_MAX_ATTEMPTS", "1")
-        .env_remove("FIRMWARE_BUCKET");
+        .env_remove("FIRMWARE_BUCKET")
+        .env_remove("FAILED_EVENTS_QUEUE_URL");
+    // The local stack's variables (a shell that sourced stack.env) would reach its servers.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_ENDPOINT_URL_") {
+            command.env_remove(name);
+        }
+    }
     command.output().unwrap()
 }
 
@@ -103,6 +110,7 @@ fn missing_files_and_settings_are_usage_errors() {
         ],
         "FIRMWARE_BUCKET",
     );
+    assert_usage_error(&["failed", "redrive"], "FailedEventsQueueUrl");
 }
 
 #[test]
@@ -120,7 +128,7 @@ fn help_is_printed_with_exit_code_zero() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     for command in [
-        "registry", "firmware", "rollout", "device", "keys", "sign-url",
+        "registry", "firmware", "rollout", "device", "keys", "failed", "sign-url",
     ] {
         assert!(text.contains(command), "{text}");
     }

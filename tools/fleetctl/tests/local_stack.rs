@@ -942,3 +942,186 @@ async fn keys_commands_read_moto_and_fail_cleanly_where_it_has_no_api() {
         "the secret still holds the old key"
     );
 }
+
+/// fleetctl with the Lambda API pointed at `cargo lambda watch`, which serves each function
+/// under its binary's name: `failed redrive` invokes the stream processor there.
+fn run_redrive(args: &[&str], code: i32) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .args(args)
+        .env(
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{}", env("FLEETWIRE_LAMBDA_PORT")),
+        )
+        .env("STREAM_PROCESSOR_FUNCTION", "stream-processor")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "fleetctl {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// The report of the message whose description names `marker`.
+fn report_naming<'a>(reports: &'a Value, marker: &str) -> &'a Value {
+    reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["description"].as_str().unwrap().contains(marker))
+        .unwrap_or_else(|| panic!("no report names {marker}: {reports}"))
+}
+
+/// The record Lambda writes to the failed-events queue when it gives up on a Kinesis batch
+/// (AWS's example, events/aws-examples/kinesis-on-failure-record.json, with this batch's
+/// range), as the runner writes it.
+fn given_up(shard: &str, first: &str, last: &str, size: usize, stream_arn: &str) -> String {
+    json!({
+        "requestContext": {"requestId": unique_id("req"), "condition": "RetryAttemptsExhausted",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:fleetwire-local-stream-processor:$LATEST",
+            "approximateInvokeCount": 11},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2026-12-07T10:00:00.000Z",
+        "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": first, "endSequenceNumber": last,
+            "approximateArrivalOfFirstRecord": "2026-12-07T09:59:58.000Z",
+            "approximateArrivalOfLastRecord": "2026-12-07T09:59:59.000Z",
+            "batchSize": size, "streamArn": stream_arn}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often() {
+    use fleetwire::adapters::DynamoProcessing;
+    use fleetwire::domain::processing::{ProcessingStore, hour_key};
+    use fleetwire::domain::telemetry::{
+        DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits,
+    };
+
+    let sdk = sdk().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let stream = env("TELEMETRY_STREAM");
+    let queue = env("FAILED_EVENTS_QUEUE_URL");
+    let stream_arn = kinesis
+        .describe_stream_summary()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap()
+        .stream_arn;
+
+    // Three readings of one device on the stream, as the ingest writes them.
+    let device = unique_id("car-redrive").to_lowercase();
+    let at = OffsetDateTime::now_utc().replace_second(0).unwrap() - time::Duration::hours(1);
+    let mut readings = Vec::new();
+    let (mut shard, mut sequences) = (String::new(), Vec::new());
+    for n in 0..3 {
+        let value = json!({"device_id": device, "timestamp": (at.unix_timestamp() + n * 10) * 1000,
+            "temperature": 20.0 + n as f64, "humidity": 40, "pressure": 1000,
+            "location": {"latitude": 37.5, "longitude": 127.0}});
+        let reading = EnrichedRecord::new(
+            TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap(),
+            at,
+        );
+        let put = kinesis
+            .put_record()
+            .stream_name(&stream)
+            .partition_key(&device)
+            .data(aws_sdk_kinesis::primitives::Blob::new(
+                serde_json::to_vec(&reading).unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        shard = put.shard_id;
+        sequences.push(put.sequence_number);
+        readings.push(reading);
+    }
+    let record = given_up(&shard, &sequences[0], &sequences[2], 3, &stream_arn);
+    let processing = DynamoProcessing::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        env("STATE_TABLE"),
+        env("SUMMARIES_TABLE"),
+        env("PROCESSED_RECORDS_TABLE"),
+        Duration::from_secs(86_400),
+    );
+    let id = DeviceId::parse(&device).unwrap();
+    let hour = hour_key(&readings[0]);
+
+    for round in 0..2 {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(&record)
+            .send()
+            .await
+            .unwrap();
+        let listed = run_redrive(&["failed", "list", "--json"], 0);
+        assert_eq!(
+            report_naming(&listed, &sequences[0])["kind"],
+            "stream-batch"
+        );
+
+        let reports = run_redrive(&["failed", "redrive", "--json"], 0);
+        let report = report_naming(&reports, &sequences[0]);
+        assert_eq!(report["outcome"], "done", "round {round}: {report}");
+        assert_eq!(report["records"], 3);
+        let summary = processing.summary(&id, &hour).await.unwrap().unwrap();
+        assert_eq!(
+            summary.record_count, 3,
+            "round {round}: each reading counted once"
+        );
+    }
+    let left = run_redrive(&["failed", "list", "--json"], 0);
+    assert!(
+        !left.to_string().contains(&sequences[0]),
+        "a re-driven batch leaves the queue: {left}"
+    );
+
+    // A batch the stream cannot give back stays in the queue, and the command says so.
+    let missing_shard = unique_id("shardId-gone");
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(given_up(
+            &missing_shard,
+            &sequences[0],
+            &sequences[2],
+            3,
+            &stream_arn,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let reports = run_redrive(&["failed", "redrive", "--json"], 1);
+    assert_eq!(report_naming(&reports, &missing_shard)["outcome"], "failed");
+    let listed = run_redrive(&["failed", "list", "--json"], 0);
+    assert!(
+        listed.to_string().contains(&missing_shard),
+        "kept: {listed}"
+    );
+
+    // Leave the queue as it was found.
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    for message in received.messages.unwrap_or_default() {
+        if message.body().unwrap_or_default().contains(&missing_shard) {
+            sqs.delete_message()
+                .queue_url(&queue)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -222,6 +222,9 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                 let reports = get("/FunctionResponseTypes")
                     .and_then(Value::as_array)
                     .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"));
+                if let Some(problem) = checks::record_age_past_retention(&template, resource) {
+                    report("record-age-inside-retention", id, problem);
+                }
                 if get("/Topics").is_none() {
                     if !bounded || !reports {
                         report("mapping-failure-path", id, "a stream mapping needs finite MaximumRetryAttempts and MaximumRecordAgeInSeconds, BisectBatchOnFunctionError and ReportBatchItemFailures".into());

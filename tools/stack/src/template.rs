@@ -43,6 +43,8 @@ pub struct Resource {
 pub struct Template {
     /// Parameter name to its value: the default, or an override.
     pub parameters: BTreeMap<String, Option<String>>,
+    /// The parameters as declared (`Type`, `Default`, `MinValue`, ...).
+    pub parameter_specs: Map<String, Value>,
     /// In declaration order.
     pub resources: Vec<Resource>,
     /// Condition name to its expression.
@@ -70,6 +72,11 @@ impl Template {
                     .map(|(name, spec)| (name.clone(), spec.get("Default").map(scalar_text)))
                     .collect()
             })
+            .unwrap_or_default();
+        let parameter_specs = json
+            .get("Parameters")
+            .and_then(Value::as_object)
+            .cloned()
             .unwrap_or_default();
         let globals = json.get("Globals").and_then(Value::as_object);
         let resources = json
@@ -120,6 +127,7 @@ impl Template {
             .unwrap_or_default();
         Ok(Template {
             parameters,
+            parameter_specs,
             resources,
             conditions,
         })

@@ -40,6 +40,9 @@ pub(super) enum Command {
     /// The CloudFront keys firmware URLs are signed with.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// What the failed-events queue holds; stream batches re-driven through the processor.
+    #[command(subcommand)]
+    Failed(FailedCommand),
     /// Print a CloudFront signed URL (canned policy with only --expires, custom otherwise).
     SignUrl(sign_url::Args),
 }
@@ -217,6 +220,24 @@ pub(super) enum DeviceCommand {
     Show {
         /// Thing name or serial.
         id: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum FailedCommand {
+    /// Every message of the queue: stream batches, failed invocations, rule errors.
+    List {
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Read each failed stream batch back from the stream and run it through the processor
+    /// again (records it processed before are skipped); a message goes once its batch did.
+    Redrive {
+        /// Read the batches and say what would be re-driven, invoking nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         output: JsonFlag,
     },

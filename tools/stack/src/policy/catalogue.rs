@@ -1,7 +1,7 @@
 //! Every rule by name, with what it asks: what `stack check-policy` prints.
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 19] = [
+pub const RULES: [(&str, &str); 20] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -37,6 +37,10 @@ pub const RULES: [(&str, &str); 19] = [
     (
         "mapping-failure-path",
         "every event source mapping has finite retries and record age, bisect, partial batch responses and an OnFailure destination; Kafka ones run in provisioned mode",
+    ),
+    (
+        "record-age-inside-retention",
+        "a Kinesis mapping gives up on records by half the stream's shortest retention, so a failed batch can be read back and re-driven",
     ),
     (
         "encryption",

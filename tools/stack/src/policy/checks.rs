@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Finding, WILDCARD_RULE};
-use crate::template::Resource;
+use crate::template::{Resource, Template};
 
 /// Lines of an `Action:` or `Resource:` (or their list items) holding a `*` outside a
 /// comment, without a comment saying why.
@@ -255,4 +255,52 @@ pub(super) fn unscoped_service_grant(statement: &Value) -> Option<String> {
         }
         Some(_) => None,
     }
+}
+
+/// Kinesis keeps a stream's records 24 hours unless told otherwise (Kinesis developer
+/// guide, "Change the data retention period").
+const KINESIS_DEFAULT_RETENTION_HOURS: f64 = 24.0;
+
+/// A Kinesis mapping must give up on a batch (`MaximumRecordAgeInSeconds`) by half its
+/// stream's shortest retention: its failure record names the batch, not its records, and
+/// `fleetctl failed redrive` reads them back from the stream. The shortest retention is
+/// the stream's literal `RetentionPeriodHours`, or its parameter's `MinValue` (else
+/// `Default`). `None` when the mapping is fine or reads no stream of the template.
+pub(super) fn record_age_past_retention(template: &Template, mapping: &Resource) -> Option<String> {
+    let stream_id = mapping
+        .properties
+        .pointer("/EventSourceArn/Fn::GetAtt/0")
+        .and_then(Value::as_str)?;
+    let stream = template
+        .resources
+        .iter()
+        .find(|r| r.logical_id == stream_id && r.kind == "AWS::Kinesis::Stream")?;
+    let number = |v: &Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let hours = match stream.properties.get("RetentionPeriodHours") {
+        None => KINESIS_DEFAULT_RETENTION_HOURS,
+        Some(value) => match value.get("Ref").and_then(Value::as_str) {
+            Some(parameter) => {
+                let spec = template.parameter_specs.get(parameter)?;
+                spec.get("MinValue")
+                    .or_else(|| spec.get("Default"))
+                    .and_then(number)?
+            }
+            None => number(value)?,
+        },
+    };
+    let age = mapping
+        .properties
+        .get("MaximumRecordAgeInSeconds")
+        .and_then(number)
+        .unwrap_or(-1.0);
+    let half = hours * 3600.0 / 2.0;
+    if age < 0.0 || age > half {
+        return Some(format!(
+            "MaximumRecordAgeInSeconds {age} is past half of {stream_id}'s shortest retention ({hours} h): a batch given up on must still be in the stream to be re-driven"
+        ));
+    }
+    None
 }

@@ -142,6 +142,13 @@ fn each_rule_fails_on_a_template_that_breaks_it() {
             ),
         ),
         (
+            "record-age-inside-retention",
+            broken(
+                "      MaximumRecordAgeInSeconds: 21600\n",
+                "      MaximumRecordAgeInSeconds: 86400\n",
+            ),
+        ),
+        (
             "vpc-policy-with-vpc",
             broken(
                 "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
