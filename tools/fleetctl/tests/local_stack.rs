@@ -943,28 +943,6 @@ async fn keys_commands_read_moto_and_fail_cleanly_where_it_has_no_api() {
     );
 }
 
-/// fleetctl with the Lambda API pointed at `cargo lambda watch`, which serves each function
-/// under its binary's name: `failed redrive` invokes the stream processor there.
-fn run_redrive(args: &[&str], code: i32) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(args)
-        .env(
-            "AWS_ENDPOINT_URL_LAMBDA",
-            format!("http://127.0.0.1:{}", env("FLEETWIRE_LAMBDA_PORT")),
-        )
-        .env("STREAM_PROCESSOR_FUNCTION", "stream-processor")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "fleetctl {args:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
-
 /// The report of the message whose description names `marker`.
 fn report_naming<'a>(reports: &'a Value, marker: &str) -> &'a Value {
     reports
@@ -1062,13 +1040,13 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
             .send()
             .await
             .unwrap();
-        let listed = run_redrive(&["failed", "list", "--json"], 0);
+        let listed = run_json(&["failed", "list", "--json"], 0);
         assert_eq!(
             report_naming(&listed, &sequences[0])["kind"],
             "stream-batch"
         );
 
-        let reports = run_redrive(&["failed", "redrive", "--json"], 0);
+        let reports = run_json(&["failed", "redrive", "--json"], 0);
         let report = report_naming(&reports, &sequences[0]);
         assert_eq!(report["outcome"], "done", "round {round}: {report}");
         assert_eq!(report["records"], 3);
@@ -1078,7 +1056,7 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
             "round {round}: each reading counted once"
         );
     }
-    let left = run_redrive(&["failed", "list", "--json"], 0);
+    let left = run_json(&["failed", "list", "--json"], 0);
     assert!(
         !left.to_string().contains(&sequences[0]),
         "a re-driven batch leaves the queue: {left}"
@@ -1098,9 +1076,9 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
         .send()
         .await
         .unwrap();
-    let reports = run_redrive(&["failed", "redrive", "--json"], 1);
+    let reports = run_json(&["failed", "redrive", "--json"], 1);
     assert_eq!(report_naming(&reports, &missing_shard)["outcome"], "failed");
-    let listed = run_redrive(&["failed", "list", "--json"], 0);
+    let listed = run_json(&["failed", "list", "--json"], 0);
     assert!(
         listed.to_string().contains(&missing_shard),
         "kept: {listed}"
