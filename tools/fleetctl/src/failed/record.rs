@@ -129,10 +129,20 @@ impl FailedEvent {
                 batch.start_sequence_number,
                 batch.end_sequence_number
             ),
-            FailedEvent::KafkaBatch { info, .. } => format!(
-                "{} records of {}-{} from offset {}",
-                info["batchSize"], info["topic"], info["partition"], info["firstOffset"]
-            ),
+            FailedEvent::KafkaBatch { info, .. } => {
+                // Strings bare, numbers as they are: `fleet-telemetry-0`, not `"fleet-telemetry"-0`.
+                let field = |name: &str| match &info[name] {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                format!(
+                    "{} records of {}-{} from offset {}",
+                    field("batchSize"),
+                    field("topic"),
+                    field("partition"),
+                    field("firstOffset")
+                )
+            }
             FailedEvent::AsyncInvocation {
                 function_arn,
                 condition,

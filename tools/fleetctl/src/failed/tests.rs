@@ -140,6 +140,13 @@ fn awss_own_records_are_told_apart() {
         FailedEvent::parse(&async_record.to_string()).describe(),
         "an event for f (RetriesExhausted)"
     );
+    let kafka = json!({"requestContext": {"functionArn": "arn:aws:lambda:us-east-1:1:function:f"},
+        "KafkaBatchInfo": {"batchSize": 2, "topic": "fleet-telemetry", "partition": 0,
+            "firstOffset": "15", "lastOffset": "16"}});
+    assert_eq!(
+        FailedEvent::parse(&kafka.to_string()).describe(),
+        "2 records of fleet-telemetry-0 from offset 15"
+    );
     assert_eq!(FailedEvent::parse("not json").kind(), "unknown");
     assert_eq!(
         FailedEvent::parse(r#"{"KinesisBatchInfo": {"shardId": 1}}"#).kind(),
