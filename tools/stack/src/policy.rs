@@ -23,6 +23,7 @@ impl std::fmt::Display for Finding {
     }
 }
 
+mod archive;
 mod catalogue;
 pub use catalogue::{RULES, WILDCARD_RULE};
 
@@ -430,6 +431,9 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
                 ),
             );
         }
+    }
+    for (table, problem) in archive::schema_drift(&template, &archive::sample_record()) {
+        report("archive-schema", &table, problem);
     }
     findings.extend(unjustified_wildcards(text));
     Ok(findings)

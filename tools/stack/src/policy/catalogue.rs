@@ -1,7 +1,7 @@
 //! Every rule by name, with what it asks: what `stack check-policy` prints.
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 20] = [
+pub const RULES: [(&str, &str); 21] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -41,6 +41,10 @@ pub const RULES: [(&str, &str); 20] = [
     (
         "record-age-inside-retention",
         "a Kinesis mapping gives up on records by half the stream's shortest retention, so a failed batch can be read back and re-driven",
+    ),
+    (
+        "archive-schema",
+        "the archive's Glue table has a column for every field the ingest writes, of its type, no column the records leave empty, and partition projection on every partition key",
     ),
     (
         "encryption",

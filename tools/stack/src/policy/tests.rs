@@ -149,6 +149,17 @@ fn each_rule_fails_on_a_template_that_breaks_it() {
             ),
         ),
         (
+            "archive-schema",
+            broken("          projection.enabled: \"true\"\n", ""),
+        ),
+        (
+            "archive-schema",
+            broken(
+                "            - { Name: is_weekend, Type: boolean }\n",
+                "            - { Name: weekend, Type: boolean }\n",
+            ),
+        ),
+        (
             "vpc-policy-with-vpc",
             broken(
                 "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
