@@ -3,8 +3,7 @@
 
 use std::cmp::Ordering;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use fleetwire::runtime::kinesis_event::{KinesisEventSource, kinesis_event_record};
 use serde_json::{Value, json};
 
 use super::record::StreamBatch;
@@ -50,28 +49,25 @@ pub fn check_complete(batch: &StreamBatch, records: &[StreamedRecord]) -> Result
     Ok(())
 }
 
-/// The Kinesis event Lambda sends for these records (AWS Lambda developer guide, "Using
-/// Lambda with Kinesis Data Streams", example event): the processor takes a re-driven
-/// batch exactly as it took the original.
+/// The Kinesis event Lambda sends for these records: the processor takes a re-driven batch
+/// exactly as it took the original.
 pub fn kinesis_event(batch: &StreamBatch, region: &str, records: &[StreamedRecord]) -> Value {
+    let source = KinesisEventSource {
+        shard: &batch.shard_id,
+        stream_arn: &batch.stream_arn,
+        region,
+        invoke_identity_arn: None,
+    };
     let records: Vec<Value> = records
         .iter()
         .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": BASE64.encode(&r.data),
-                    "approximateArrivalTimestamp": r.arrived,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", batch.shard_id, r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "awsRegion": region,
-                "eventSourceARN": batch.stream_arn,
-            })
+            kinesis_event_record(
+                &source,
+                &r.sequence_number,
+                &r.partition_key,
+                &r.data,
+                r.arrived,
+            )
         })
         .collect();
     json!({ "Records": records })

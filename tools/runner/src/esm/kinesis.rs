@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use fleetwire::runtime::kinesis_event::{KinesisEventSource, kinesis_event_record};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -77,27 +76,22 @@ impl KinesisSource<'_> {
         data: &[u8],
         arrived: OffsetDateTime,
     ) -> Item {
-        // Seconds with milliseconds, as Lambda sends it (event parsers read the fraction
-        // as milliseconds).
+        // Seconds with milliseconds, as Lambda sends it.
         let arrival_seconds = (arrived.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0;
+        let role = format!(
+            "arn:aws:iam::{}:role/{}",
+            stack::LOCAL_ACCOUNT,
+            self.function_name
+        );
+        let source = KinesisEventSource {
+            shard: self.shard,
+            stream_arn: self.stream_arn,
+            region: self.region,
+            invoke_identity_arn: Some(&role),
+        };
         Item {
             position: sequence.to_owned(),
-            event: json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": partition_key,
-                    "sequenceNumber": sequence,
-                    "data": BASE64.encode(data),
-                    "approximateArrivalTimestamp": arrival_seconds,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{sequence}", self.shard),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": format!("arn:aws:iam::{}:role/{}", stack::LOCAL_ACCOUNT, self.function_name),
-                "awsRegion": self.region,
-                "eventSourceARN": self.stream_arn,
-            }),
+            event: kinesis_event_record(&source, sequence, partition_key, data, arrival_seconds),
             arrived,
         }
     }
