@@ -12,11 +12,12 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use rskafka::BackoffConfig;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
-use rskafka::client::{ClientBuilder, OauthBearerCredentials, SaslConfig};
+use rskafka::client::{Client, ClientBuilder, OauthBearerCredentials, SaslConfig};
 use rskafka::record::Record;
 
 use crate::ingest::stream::{DeliveryReport, FailedRecord, StreamRecord, StreamSink};
 use crate::runtime::error::StoreError;
+use crate::runtime::kafka_event::KafkaRecord;
 use crate::runtime::retry::RetryPolicy;
 
 /// Bytes of records per produce request, under the brokers' default 1 MB `message.max.bytes`.
@@ -47,21 +48,7 @@ impl KafkaSink {
         retry: RetryPolicy,
     ) -> Result<Self, StoreError> {
         const CALL: &str = "Kafka.Connect";
-        let backoff = BackoffConfig {
-            init_backoff: retry.base_backoff,
-            max_backoff: retry.max_backoff,
-            base: 2.0,
-            deadline: Some(retry.budget),
-        };
-        let mut builder = ClientBuilder::new(bootstrap_servers)
-            .client_id("fleetwire")
-            .backoff_config(backoff);
-        if auth == KafkaAuth::MskIam {
-            builder = builder
-                .tls_config(Arc::new(tls_config()))
-                .sasl_config(msk_iam_sasl(sdk)?);
-        }
-        let client = builder.build().await.map_err(|e| unavailable(CALL, e))?;
+        let client = connect(bootstrap_servers, auth, sdk, retry).await?;
         let topics = client
             .list_topics()
             .await
@@ -156,6 +143,109 @@ impl KafkaSink {
                     }));
             }
         }
+    }
+}
+
+/// A client of the cluster: TLS and an IAM token on MSK, plaintext on a local broker.
+/// `retry.budget` bounds rskafka's own retries of a request.
+async fn connect(
+    bootstrap_servers: Vec<String>,
+    auth: KafkaAuth,
+    sdk: &SdkConfig,
+    retry: RetryPolicy,
+) -> Result<Client, StoreError> {
+    let backoff = BackoffConfig {
+        init_backoff: retry.base_backoff,
+        max_backoff: retry.max_backoff,
+        base: 2.0,
+        deadline: Some(retry.budget),
+    };
+    let mut builder = ClientBuilder::new(bootstrap_servers)
+        .client_id("fleetwire")
+        .backoff_config(backoff);
+    if auth == KafkaAuth::MskIam {
+        builder = builder
+            .tls_config(Arc::new(tls_config()))
+            .sasl_config(msk_iam_sasl(sdk)?);
+    }
+    builder
+        .build()
+        .await
+        .map_err(|e| unavailable("Kafka.Connect", e))
+}
+
+/// Bytes asked for per fetch request: the brokers' default `fetch.max.bytes` is 50 MiB,
+/// and a partition's answer holds at least one whole record batch whatever this says.
+const FETCH_BYTES: i32 = 4 * 1024 * 1024;
+
+/// Reads records back from the cluster by offset: what `fleetctl failed redrive` needs
+/// of a Kafka batch the MSK mapping gave up on.
+pub struct KafkaReader {
+    client: Client,
+}
+
+impl KafkaReader {
+    pub async fn connect(
+        bootstrap_servers: Vec<String>,
+        auth: KafkaAuth,
+        sdk: &SdkConfig,
+        retry: RetryPolicy,
+    ) -> Result<Self, StoreError> {
+        Ok(KafkaReader {
+            client: connect(bootstrap_servers, auth, sdk, retry).await?,
+        })
+    }
+
+    /// The records of one partition from `first` to `last` (offsets, both included), in
+    /// order. Stops early at the partition's high watermark; records the partition no
+    /// longer holds (retention) fail the fetch with `OffsetOutOfRange`.
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<KafkaRecord>, StoreError> {
+        const CALL: &str = "Kafka.Fetch";
+        let client = self
+            .client
+            .partition_client(topic, partition, UnknownTopicHandling::Error)
+            .await
+            .map_err(|e| unavailable(CALL, e))?;
+        let mut records = Vec::new();
+        let mut offset = first;
+        while offset <= last {
+            let (fetched, high_watermark) = client
+                .fetch_records(offset, 1..FETCH_BYTES, 0)
+                .await
+                .map_err(|e| unavailable(CALL, e))?;
+            // A fetch answers whole record batches: drop what lies before `offset`.
+            let before = records.len();
+            for found in fetched {
+                if found.offset < offset || found.offset > last {
+                    continue;
+                }
+                offset = found.offset + 1;
+                records.push(KafkaRecord {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: found.offset,
+                    timestamp_millis: found.record.timestamp.timestamp_millis(),
+                    key: found.record.key,
+                    value: found.record.value,
+                    headers: found.record.headers,
+                });
+            }
+            if records.len() == before && offset >= high_watermark {
+                break;
+            }
+            if records.len() == before {
+                // Only records before `offset` came back (transaction markers, compaction):
+                // step over the gap.
+                offset += 1;
+            }
+        }
+        Ok(records)
     }
 }
 

@@ -13,7 +13,7 @@ pub use dynamodb::{
     DynamoRateCounter, DynamoRegistry,
 };
 pub use iot_data::IotDataChannel;
-pub use kafka::{KafkaAuth, KafkaSink};
+pub use kafka::{KafkaAuth, KafkaReader, KafkaSink};
 pub use kinesis::KinesisSink;
 pub use sns::SnsAlerts;
 pub use sqs::SqsDeadLetters;

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::certificates::IotCertificates;
 use crate::cloudfront_keys::{CloudFrontKeys, SecretsManagerSigningSecret};
 use crate::deployment::{Aws, Deployment};
-use crate::failed::aws::{KinesisStreamReader, LambdaInvoker, SqsFailedQueue};
+use crate::failed::aws::{KafkaTopicReader, KinesisStreamReader, LambdaInvoker, SqsFailedQueue};
 use crate::keys::{self, GroupRef, Rotation};
 use crate::rollout::{Change, NewRollout};
 use crate::{Answer, Failure, device, failed, firmware, import, registry, rollout, sign_url};
@@ -234,9 +234,19 @@ async fn run_failed(
         FailedCommand::List { output } => failed::list(&queue, output.json).await,
         FailedCommand::Redrive { dry_run, output } => {
             let reader = KinesisStreamReader::new(aws.kinesis());
+            let topics = KafkaTopicReader::new(aws.sdk.clone(), deployment.kafka_auth()?);
             let invoker = LambdaInvoker::new(aws.lambda());
             let processor = deployment.stream_processor_function();
-            failed::redrive(&queue, &reader, &invoker, &processor, dry_run, output.json).await
+            failed::redrive(
+                &queue,
+                &reader,
+                &topics,
+                &invoker,
+                &processor,
+                dry_run,
+                output.json,
+            )
+            .await
         }
     }
 }

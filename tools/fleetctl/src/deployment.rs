@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_types::SdkConfig;
+use fleetwire::adapters::KafkaAuth;
 use fleetwire::adapters::{DynamoOta, DynamoOtaAdmin, DynamoRegistry};
 use fleetwire::runtime::aws::{SdkSettings, load_sdk_config};
 use fleetwire::runtime::config::Env;
@@ -91,6 +92,18 @@ impl Deployment {
     /// The function failed stream batches are re-driven through.
     pub fn stream_processor_function(&self) -> String {
         self.named("STREAM_PROCESSOR_FUNCTION", "stream-processor")
+    }
+
+    /// How `failed redrive` reaches a Kafka cluster: `KAFKA_SECURITY` as the ingest reads it
+    /// (`msk-iam`, the default: TLS and an IAM token; `plaintext`: a local broker).
+    pub fn kafka_auth(&self) -> Result<KafkaAuth, Failure> {
+        match self.vars.get("KAFKA_SECURITY").map(String::as_str) {
+            None | Some("msk-iam") => Ok(KafkaAuth::MskIam),
+            Some("plaintext") => Ok(KafkaAuth::Plaintext),
+            Some(other) => Err(Failure::usage(format!(
+                "KAFKA_SECURITY is {other}: expected msk-iam or plaintext"
+            ))),
+        }
     }
 
     /// The signing-key secret, by ARN or name.

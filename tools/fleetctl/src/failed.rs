@@ -1,17 +1,19 @@
 //! `fleetctl failed`: what the failed-events queue holds, and the re-drive of the stream
 //! batches the processor gave up on.
 //!
-//! A Kinesis mapping's failure record names a batch (shard and sequence range), not its
-//! records; they stay in the stream until its retention passes, and the mapping gives up
-//! on a batch well before that (`MaximumRecordAgeInSeconds` of the template). `redrive`
-//! reads each named batch back from the stream and invokes the stream processor with the
-//! event Lambda would have sent. The processor drops records it processed before, so a
+//! A mapping's failure record names a batch, not its records: a Kinesis batch by shard and
+//! sequence range, a Kafka batch by the first and last offset of each of its partitions.
+//! The records stay in the stream (or topic) until its retention passes, and the mappings
+//! give up on a batch well before that (`MaximumRecordAgeInSeconds` of the template).
+//! `redrive` reads each named batch back and invokes the stream processor with the event
+//! Lambda would have sent. The processor drops records it processed before, so a
 //! re-drive, or two, never counts a reading twice. A message is deleted only when its
 //! whole batch went through; anything else is left in the queue with the reason.
 
 pub mod aws;
 pub mod record;
 pub mod stream;
+pub mod topic;
 
 use std::future::Future;
 use std::time::Duration;
@@ -22,7 +24,8 @@ use serde_json::Value;
 use crate::Answer;
 use crate::Failure;
 use crate::output::Table;
-use record::{FailedEvent, StreamBatch};
+use fleetwire::runtime::kafka_event::KafkaRecord;
+use record::{FailedEvent, KafkaBatch, PartitionSpan, StreamBatch};
 use stream::StreamedRecord;
 
 /// Events per invocation of a re-drive: well under Lambda's 6 MB synchronous payload for
@@ -62,6 +65,15 @@ pub trait StreamReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<StreamedRecord>, Failure>> + Send;
 }
 
+/// Reads a Kafka batch's records of one partition back from its cluster, by offset.
+pub trait TopicReader: Send + Sync {
+    fn read(
+        &self,
+        batch: &KafkaBatch,
+        span: &PartitionSpan,
+    ) -> impl Future<Output = Result<Vec<KafkaRecord>, Failure>> + Send;
+}
+
 /// Invokes a function synchronously: `Ok` with its answer, `Err` with its error.
 pub trait FunctionInvoker: Send + Sync {
     fn invoke(
@@ -90,7 +102,7 @@ pub enum Redriven {
     Ready { records: usize },
     /// The batch could not be re-driven; the message stays.
     Failed { reason: String },
-    /// Not a stream batch; the message stays for whoever handles its kind.
+    /// Not a batch of a mapping; the message stays for whoever handles its kind.
     Skipped { reason: String },
 }
 
@@ -135,11 +147,13 @@ pub async fn list(queue: &impl FailedQueue, json: bool) -> Result<Answer, Failur
     Ok(Answer::ok(table.render()))
 }
 
-/// Re-drives every stream batch of the queue through `processor`; `dry_run` reads the
-/// batches and invokes nothing. Fails (exit 1) when a batch could not be re-driven.
+/// Re-drives every Kinesis and Kafka batch of the queue through `processor`; `dry_run`
+/// reads the batches and invokes nothing. Fails (exit 1) when a batch could not be
+/// re-driven.
 pub async fn redrive(
     queue: &impl FailedQueue,
     reader: &impl StreamReader,
+    topics: &impl TopicReader,
     invoker: &impl FunctionInvoker,
     processor: &str,
     dry_run: bool,
@@ -153,8 +167,11 @@ pub async fn redrive(
             FailedEvent::StreamBatch { batch, .. } => {
                 redrive_batch(reader, invoker, processor, batch, dry_run).await
             }
+            FailedEvent::KafkaBatch { batch, .. } => {
+                redrive_kafka_batch(topics, invoker, processor, batch, dry_run).await
+            }
             other => Redriven::Skipped {
-                reason: format!("a {} is not a stream batch", other.kind()),
+                reason: format!("a {} is not a batch of a mapping", other.kind()),
             },
         };
         if matches!(redriven, Redriven::Done { .. }) {
@@ -220,27 +237,87 @@ async fn redrive_batch(
             records: records.len(),
         };
     }
-    for chunk in records.chunks(RECORDS_PER_INVOKE) {
-        let event = stream::kinesis_event(batch, &region, chunk);
-        match invoker.invoke(processor, &event).await {
-            Ok(answer) => {
-                let still_failing = answer
-                    .get("batchItemFailures")
-                    .and_then(Value::as_array)
-                    .filter(|failures| !failures.is_empty());
-                if let Some(failures) = still_failing {
-                    return failed(format!(
-                        "{processor} still fails from record {}",
-                        failures[0]["itemIdentifier"]
-                    ));
-                }
-            }
-            Err(error) => return failed(format!("{processor} failed: {error}")),
+    let events = records
+        .chunks(RECORDS_PER_INVOKE)
+        .map(|chunk| stream::kinesis_event(batch, &region, chunk));
+    match invoke_all(invoker, processor, events).await {
+        Ok(()) => Redriven::Done {
+            records: records.len(),
+        },
+        Err(reason) => failed(reason),
+    }
+}
+
+async fn redrive_kafka_batch(
+    reader: &impl TopicReader,
+    invoker: &impl FunctionInvoker,
+    processor: &str,
+    batch: &KafkaBatch,
+    dry_run: bool,
+) -> Redriven {
+    let failed = |reason: String| Redriven::Failed { reason };
+    let spans = match batch.spans() {
+        Ok(spans) => spans,
+        Err(reason) => return failed(reason),
+    };
+    let mut records = Vec::new();
+    for span in &spans {
+        let read = match reader.read(batch, span).await {
+            Ok(read) => read,
+            Err(e) => return failed(format!("cannot read the topic: {e}")),
+        };
+        if let Err(reason) = topic::check_span(span, &read) {
+            return failed(reason);
+        }
+        records.extend(read);
+    }
+    if records.len() != batch.batch_size {
+        return failed(format!(
+            "read {} records, the batch had {}",
+            records.len(),
+            batch.batch_size
+        ));
+    }
+    if dry_run {
+        return Redriven::Ready {
+            records: records.len(),
+        };
+    }
+    let events = records
+        .chunks(RECORDS_PER_INVOKE)
+        .map(|chunk| topic::kafka_batch_event(batch, chunk));
+    match invoke_all(invoker, processor, events).await {
+        Ok(()) => Redriven::Done {
+            records: records.len(),
+        },
+        Err(reason) => failed(reason),
+    }
+}
+
+/// Invokes `processor` with each event in turn, stopping at the first it fails, wholly or
+/// in part (a partial batch response of either mapping's shape).
+async fn invoke_all(
+    invoker: &impl FunctionInvoker,
+    processor: &str,
+    events: impl Iterator<Item = Value>,
+) -> Result<(), String> {
+    for event in events {
+        let answer = invoker
+            .invoke(processor, &event)
+            .await
+            .map_err(|error| format!("{processor} failed: {error}"))?;
+        let still_failing = answer
+            .get("batchItemFailures")
+            .and_then(Value::as_array)
+            .filter(|failures| !failures.is_empty());
+        if let Some(failures) = still_failing {
+            return Err(format!(
+                "{processor} still fails from record {}",
+                failures[0]["itemIdentifier"]
+            ));
         }
     }
-    Redriven::Done {
-        records: records.len(),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

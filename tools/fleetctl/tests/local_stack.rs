@@ -953,6 +953,9 @@ fn report_naming<'a>(reports: &'a Value, marker: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no report names {marker}: {reports}"))
 }
 
+/// The tests of `failed` take turns: each re-drive drains the one failed-events queue.
+static FAILED_QUEUE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The record Lambda writes to the failed-events queue when it gives up on a Kinesis batch
 /// (AWS's example, events/aws-examples/kinesis-on-failure-record.json, with this batch's
 /// range), as the runner writes it.
@@ -980,6 +983,7 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
         DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits,
     };
 
+    let _turn = FAILED_QUEUE.lock().await;
     let sdk = sdk().await;
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -1094,6 +1098,156 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
         .unwrap();
     for message in received.messages.unwrap_or_default() {
         if message.body().unwrap_or_default().contains(&missing_shard) {
+            sqs.delete_message()
+                .queue_url(&queue)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The record Lambda writes to the failed-events queue when it gives up on a Kafka batch
+/// (AWS's example, events/aws-examples/kafka-on-failure-record.json, with this batch's
+/// partition and offsets), as the runner writes it.
+fn given_up_kafka(bootstrap: &str, partition: &str, first: i64, last: i64, size: usize) -> String {
+    json!({
+        "requestContext": {"requestId": unique_id("req"), "condition": "RetryAttemptsExhausted",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:fleetwire-local-stream-processor:$LATEST",
+            "approximateInvokeCount": 11},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2026-12-07T10:00:00.000Z",
+        "KafkaBatchInfo": {"batchSize": size,
+            "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/fleetwire-local/0",
+            "bootstrapServers": bootstrap, "payloadSize": 2048,
+            "recordsInfo": {partition: {
+                "firstRecordOffset": first.to_string(), "lastRecordOffset": last.to_string(),
+                "firstRecordTimestamp": "2026-12-07T09:59:58.000Z",
+                "lastRecordTimestamp": "2026-12-07T09:59:59.000Z"}}}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_given_up_kafka_batch_is_redriven_through_the_processor_once_however_often() {
+    use fleetwire::adapters::DynamoProcessing;
+    use fleetwire::domain::processing::{ProcessingStore, hour_key};
+    use fleetwire::domain::telemetry::{
+        DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits,
+    };
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+
+    let _turn = FAILED_QUEUE.lock().await;
+    let sdk = sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = env("FAILED_EVENTS_QUEUE_URL");
+    let bootstrap = env("KAFKA_BOOTSTRAP_SERVERS");
+    let topic = env("KAFKA_TOPIC");
+    let partition = rskafka::client::ClientBuilder::new(vec![bootstrap.clone()])
+        .build()
+        .await
+        .unwrap()
+        .partition_client(topic.clone(), 0, UnknownTopicHandling::Retry)
+        .await
+        .unwrap();
+
+    // Three readings of one device on partition 0 of the topic, as the ingest writes them.
+    let device = unique_id("car-kredrive").to_lowercase();
+    let at = OffsetDateTime::now_utc().replace_second(0).unwrap() - time::Duration::hours(1);
+    let readings: Vec<EnrichedRecord> = (0..3)
+        .map(|n| {
+            let value = json!({"device_id": device, "timestamp": (at.unix_timestamp() + n * 10) * 1000,
+                "temperature": 20.0 + n as f64, "humidity": 40, "pressure": 1000,
+                "location": {"latitude": 37.5, "longitude": 127.0}});
+            EnrichedRecord::new(
+                TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap(),
+                at,
+            )
+        })
+        .collect();
+    let offsets = partition
+        .produce(
+            readings
+                .iter()
+                .map(|reading| rskafka::record::Record {
+                    key: Some(device.clone().into_bytes()),
+                    value: Some(serde_json::to_vec(reading).unwrap()),
+                    headers: Default::default(),
+                    timestamp: rskafka::chrono::Utc::now(),
+                })
+                .collect(),
+            Compression::NoCompression,
+        )
+        .await
+        .unwrap();
+    let key = format!("{topic}-0");
+    let marker = format!("{key} from offset {} to {}", offsets[0], offsets[2]);
+    let record = given_up_kafka(&bootstrap, &key, offsets[0], offsets[2], 3);
+    let processing = DynamoProcessing::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        env("STATE_TABLE"),
+        env("SUMMARIES_TABLE"),
+        env("PROCESSED_RECORDS_TABLE"),
+        Duration::from_secs(86_400),
+    );
+    let id = DeviceId::parse(&device).unwrap();
+    let hour = hour_key(&readings[0]);
+
+    for round in 0..2 {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(&record)
+            .send()
+            .await
+            .unwrap();
+        let listed = run_json(&["failed", "list", "--json"], 0);
+        assert_eq!(report_naming(&listed, &marker)["kind"], "kafka-batch");
+
+        let reports = run_json(&["failed", "redrive", "--json"], 0);
+        let report = report_naming(&reports, &marker);
+        assert_eq!(report["outcome"], "done", "round {round}: {report}");
+        assert_eq!(report["records"], 3);
+        let summary = processing.summary(&id, &hour).await.unwrap().unwrap();
+        assert_eq!(
+            summary.record_count, 3,
+            "round {round}: each reading counted once"
+        );
+    }
+    let left = run_json(&["failed", "list", "--json"], 0);
+    assert!(
+        !left.to_string().contains(&marker),
+        "a re-driven batch leaves the queue: {left}"
+    );
+
+    // Offsets the topic has not reached: the batch stays in the queue, and the command
+    // says so.
+    let beyond = offsets[2] + 1_000_000;
+    let missing = format!("{key} from offset {beyond} to {}", beyond + 1);
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(given_up_kafka(&bootstrap, &key, beyond, beyond + 1, 2))
+        .send()
+        .await
+        .unwrap();
+    let reports = run_json(&["failed", "redrive", "--json"], 1);
+    assert_eq!(report_naming(&reports, &missing)["outcome"], "failed");
+
+    // Leave the queue as it was found.
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    for message in received.messages.unwrap_or_default() {
+        if message
+            .body()
+            .unwrap_or_default()
+            .contains(&beyond.to_string())
+        {
             sqs.delete_message()
                 .queue_url(&queue)
                 .receipt_handle(message.receipt_handle().unwrap())

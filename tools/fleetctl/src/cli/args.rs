@@ -40,7 +40,8 @@ pub(super) enum Command {
     /// The CloudFront keys firmware URLs are signed with.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// What the failed-events queue holds; stream batches re-driven through the processor.
+    /// What the failed-events queue holds; Kinesis and Kafka batches re-driven through the
+    /// processor.
     #[command(subcommand)]
     Failed(FailedCommand),
     /// Print a CloudFront signed URL (canned policy with only --expires, custom otherwise).
@@ -227,13 +228,14 @@ pub(super) enum DeviceCommand {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum FailedCommand {
-    /// Every message of the queue: stream batches, failed invocations, rule errors.
+    /// Every message of the queue: Kinesis and Kafka batches, failed invocations, rule errors.
     List {
         #[command(flatten)]
         output: JsonFlag,
     },
-    /// Read each failed stream batch back from the stream and run it through the processor
-    /// again (records it processed before are skipped); a message goes once its batch did.
+    /// Read each failed Kinesis or Kafka batch back from its stream or topic and run it
+    /// through the processor again (records it processed before are skipped); a message
+    /// goes once its batch did.
     Redrive {
         /// Read the batches and say what would be re-driven, invoking nothing.
         #[arg(long)]

@@ -7,9 +7,14 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
 
-use super::record::StreamBatch;
+use aws_config::SdkConfig;
+use fleetwire::adapters::{KafkaAuth, KafkaReader};
+use fleetwire::runtime::kafka_event::KafkaRecord;
+use fleetwire::runtime::retry::RetryPolicy;
+
+use super::record::{KafkaBatch, PartitionSpan, StreamBatch};
 use super::stream::{StreamedRecord, sequence_cmp};
-use super::{FailedQueue, FunctionInvoker, QueuedMessage, StreamReader};
+use super::{FailedQueue, FunctionInvoker, QueuedMessage, StreamReader, TopicReader};
 use crate::Failure;
 use crate::error::sdk_failure;
 
@@ -160,6 +165,50 @@ impl StreamReader for KinesisStreamReader {
             iterator = page.next_shard_iterator;
         }
         Ok(records)
+    }
+}
+
+/// The cluster a Kafka batch's record names (`bootstrapServers`), reached as `auth` says.
+pub struct KafkaTopicReader {
+    sdk: SdkConfig,
+    auth: KafkaAuth,
+}
+
+impl KafkaTopicReader {
+    pub fn new(sdk: SdkConfig, auth: KafkaAuth) -> Self {
+        Self { sdk, auth }
+    }
+}
+
+impl TopicReader for KafkaTopicReader {
+    async fn read(
+        &self,
+        batch: &KafkaBatch,
+        span: &PartitionSpan,
+    ) -> Result<Vec<KafkaRecord>, Failure> {
+        let servers: Vec<String> = batch
+            .bootstrap_servers
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if servers.is_empty() {
+            return Err(Failure::Failed(
+                "the record names no bootstrap server".into(),
+            ));
+        }
+        let reader = KafkaReader::connect(
+            servers,
+            self.auth.clone(),
+            &self.sdk,
+            RetryPolicy::default(),
+        )
+        .await
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+        reader
+            .read(&span.topic, span.partition, span.first, span.last)
+            .await
+            .map_err(|e| Failure::Failed(e.to_string()))
     }
 }
 

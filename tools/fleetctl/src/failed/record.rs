@@ -3,11 +3,14 @@
 //! Three writers share the queue, each with the record AWS documents for it:
 //! - an event source mapping that gave up on a batch (AWS Lambda developer guide, "Retain
 //!   discarded batch records for a Kinesis Data Streams event source": the invocation
-//!   record with `KinesisBatchInfo`; the MSK mapping writes `KafkaBatchInfo`);
+//!   record with `KinesisBatchInfo`; the MSK mapping's is "Capturing discarded batches for
+//!   Amazon MSK and self-managed Apache Kafka event sources", with `KafkaBatchInfo`);
 //! - an asynchronous invocation that used up its retries (the same guide, "Retaining
 //!   records of asynchronous invocations": the record with `requestPayload`);
 //! - an IoT rule whose action failed (AWS IoT Core developer guide, "Error action message
 //!   format": `ruleName`, `topic`, `failures`).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,6 +41,72 @@ impl StreamBatch {
     }
 }
 
+/// A batch an MSK mapping gave up on: for each partition of the batch, its first and last
+/// offsets (strings in the record), not the records themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaBatch {
+    pub batch_size: usize,
+    pub event_source_arn: String,
+    pub bootstrap_servers: String,
+    /// Keyed `<topic>-<partition>`.
+    pub records_info: BTreeMap<String, OffsetRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetRange {
+    pub first_record_offset: String,
+    pub last_record_offset: String,
+}
+
+/// One partition's part of a Kafka batch, read as numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSpan {
+    pub topic: String,
+    pub partition: i32,
+    pub first: i64,
+    pub last: i64,
+}
+
+impl KafkaBatch {
+    /// Each partition's topic, number and offsets. A key is `<topic>-<partition>`, and a
+    /// topic name may hold hyphens itself, so the number is what follows the last one.
+    pub fn spans(&self) -> Result<Vec<PartitionSpan>, String> {
+        let mut spans = Vec::with_capacity(self.records_info.len());
+        for (key, range) in &self.records_info {
+            let (topic, partition) = key
+                .rsplit_once('-')
+                .and_then(|(topic, n)| Some((topic, n.parse::<i32>().ok()?)))
+                .filter(|(topic, _)| !topic.is_empty())
+                .ok_or_else(|| format!("{key} names no topic and partition"))?;
+            let offset = |text: &str| {
+                text.parse::<i64>()
+                    .map_err(|_| format!("{text} of {key} is not a Kafka offset"))
+            };
+            let (first, last) = (
+                offset(&range.first_record_offset)?,
+                offset(&range.last_record_offset)?,
+            );
+            if first > last {
+                return Err(format!(
+                    "{key}: first offset {first} is after the last, {last}"
+                ));
+            }
+            spans.push(PartitionSpan {
+                topic: topic.to_string(),
+                partition,
+                first,
+                last,
+            });
+        }
+        if spans.is_empty() {
+            return Err("the record names no partition".into());
+        }
+        Ok(spans)
+    }
+}
+
 /// What one message of the queue is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FailedEvent {
@@ -48,8 +117,13 @@ pub enum FailedEvent {
         function_arn: String,
         condition: String,
     },
-    /// A Kafka batch the MSK mapping gave up on.
-    KafkaBatch { info: Value, function_arn: String },
+    /// A Kafka batch the MSK mapping gave up on; re-drivable while its records are in the
+    /// topic.
+    KafkaBatch {
+        batch: KafkaBatch,
+        function_arn: String,
+        condition: String,
+    },
     /// An asynchronous invocation that used up its retries; the payload is in the record.
     AsyncInvocation {
         function_arn: String,
@@ -86,9 +160,13 @@ impl FailedEvent {
             };
         }
         if let Some(info) = value.get("KafkaBatchInfo") {
-            return FailedEvent::KafkaBatch {
-                info: info.clone(),
-                function_arn: text("/requestContext/functionArn"),
+            return match serde_json::from_value::<KafkaBatch>(info.clone()) {
+                Ok(batch) => FailedEvent::KafkaBatch {
+                    batch,
+                    function_arn: text("/requestContext/functionArn"),
+                    condition: text("/requestContext/condition"),
+                },
+                Err(_) => FailedEvent::Unknown,
             };
         }
         if value.get("requestPayload").is_some() {
@@ -129,18 +207,23 @@ impl FailedEvent {
                 batch.start_sequence_number,
                 batch.end_sequence_number
             ),
-            FailedEvent::KafkaBatch { info, .. } => {
-                // Strings bare, numbers as they are: `fleet-telemetry-0`, not `"fleet-telemetry"-0`.
-                let field = |name: &str| match &info[name] {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
-                };
+            FailedEvent::KafkaBatch {
+                batch, condition, ..
+            } => {
+                let ranges: Vec<String> = batch
+                    .records_info
+                    .iter()
+                    .map(|(key, range)| {
+                        format!(
+                            "{key} from offset {} to {}",
+                            range.first_record_offset, range.last_record_offset
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{} records of {}-{} from offset {}",
-                    field("batchSize"),
-                    field("topic"),
-                    field("partition"),
-                    field("firstOffset")
+                    "{} records of {} ({condition})",
+                    batch.batch_size,
+                    ranges.join(", ")
                 )
             }
             FailedEvent::AsyncInvocation {

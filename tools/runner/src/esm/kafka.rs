@@ -1,11 +1,11 @@
 //! The MSK (Kafka) mapping: every partition polled in order, its records in Lambda's
 //! Kafka event.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use fleetwire::runtime::kafka_event::{
+    KafkaRecord, kafka_event, kafka_event_record, partition_key,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -61,35 +61,58 @@ impl Esm {
     }
 }
 
-/// One record of a Kafka (MSK) event, as Lambda shapes it: key and value in base64,
-/// header values as signed bytes.
-pub(crate) fn kafka_item(
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    millis: i64,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    headers: &BTreeMap<String, Vec<u8>>,
-) -> Item {
+/// One record of a Kafka (MSK) event, as Lambda shapes it.
+pub(crate) fn kafka_item(record: &KafkaRecord) -> Item {
     Item {
-        position: offset.to_string(),
-        event: json!({
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "timestamp": millis,
-            "timestampType": "CREATE_TIME",
-            "key": key.map(|k| BASE64.encode(k)),
-            "value": value.map(|v| BASE64.encode(v)),
-            "headers": headers
-                .iter()
-                .map(|(k, v)| json!({k: v.iter().map(|b| *b as i8).collect::<Vec<i8>>()}))
-                .collect::<Vec<_>>(),
-        }),
-        arrived: OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+        position: record.offset.to_string(),
+        event: kafka_event_record(record),
+        arrived: OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(record.timestamp_millis) * 1_000_000,
+        )
+        .unwrap_or_else(|_| OffsetDateTime::now_utc()),
     }
+}
+
+/// What Lambda writes to an SQS or SNS on-failure destination about a Kafka batch it gave
+/// up on (AWS Lambda developer guide, "Capturing discarded batches for Amazon MSK and
+/// self-managed Apache Kafka event sources", SNS and SQS example invocation record): the
+/// batch's partitions under `recordsInfo`, each with its first and last offset (as
+/// strings) and timestamp, not the records.
+pub(crate) fn kafka_failure_info(
+    cluster_arn: &str,
+    bootstrap: &str,
+    partition: &str,
+    items: &[Item],
+    payload_size: usize,
+) -> Value {
+    let stamp = |item: Option<&Item>| item.map(|i| rfc3339_millis(i.arrived));
+    json!({"KafkaBatchInfo": {
+        "batchSize": items.len(),
+        "eventSourceArn": cluster_arn,
+        "bootstrapServers": bootstrap,
+        "payloadSize": payload_size,
+        "recordsInfo": {partition: {
+            "firstRecordOffset": items.first().map(|i| i.position.clone()),
+            "lastRecordOffset": items.last().map(|i| i.position.clone()),
+            "firstRecordTimestamp": stamp(items.first()),
+            "lastRecordTimestamp": stamp(items.last()),
+        }},
+    }})
+}
+
+/// `2019-11-14T00:38:04.835Z`, as the invocation record writes its timestamps.
+fn rfc3339_millis(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }
 
 struct KafkaPoller {
@@ -153,16 +176,17 @@ impl KafkaPoller {
                 .and_then(|i| i.position.parse::<i64>().ok())
                 .unwrap_or(offset)
                 + 1;
-            let event_of = |items: &[Item]| self.event(&topic, partition, items);
+            let event_of = |items: &[Item]| self.event(items);
+            let partition_name = partition_key(&topic, partition);
             let info = |items: &[Item], _| {
-                json!({"KafkaBatchInfo": {
-                    "batchSize": items.len(),
-                    "topic": topic,
-                    "partition": partition,
-                    "firstOffset": items.first().map(|i| i.position.clone()),
-                    "lastOffset": items.last().map(|i| i.position.clone()),
-                    "eventSourceArn": self.cluster_arn,
-                }})
+                let payload_size = event_of(items).to_string().len();
+                kafka_failure_info(
+                    &self.cluster_arn,
+                    &self.bootstrap,
+                    &partition_name,
+                    items,
+                    payload_size,
+                )
             };
             self.esm
                 .deliver(
@@ -174,7 +198,7 @@ impl KafkaPoller {
                         event_of: &event_of,
                         failure_info: &info,
                         naming: ItemNaming::KafkaOffset {
-                            partition: format!("{topic}-{partition}"),
+                            partition: partition_name.clone(),
                         },
                     },
                 )
@@ -183,23 +207,19 @@ impl KafkaPoller {
     }
 
     fn item(&self, topic: &str, partition: i32, record: &rskafka::record::RecordAndOffset) -> Item {
-        kafka_item(
-            topic,
+        kafka_item(&KafkaRecord {
+            topic: topic.to_owned(),
             partition,
-            record.offset,
-            record.record.timestamp.timestamp_millis(),
-            record.record.key.as_deref(),
-            record.record.value.as_deref(),
-            &record.record.headers,
-        )
+            offset: record.offset,
+            timestamp_millis: record.record.timestamp.timestamp_millis(),
+            key: record.record.key.clone(),
+            value: record.record.value.clone(),
+            headers: record.record.headers.clone(),
+        })
     }
 
-    fn event(&self, topic: &str, partition: i32, items: &[Item]) -> Value {
-        json!({
-            "eventSource": "aws:kafka",
-            "eventSourceArn": self.cluster_arn,
-            "bootstrapServers": self.bootstrap,
-            "records": {format!("{topic}-{partition}"): items.iter().map(|i| i.event.clone()).collect::<Vec<_>>()},
-        })
+    fn event(&self, items: &[Item]) -> Value {
+        let records: Vec<Value> = items.iter().map(|i| i.event.clone()).collect();
+        kafka_event(&self.cluster_arn, &self.bootstrap, &records)
     }
 }

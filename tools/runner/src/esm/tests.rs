@@ -1,9 +1,10 @@
 //! The mappings' batch logic against a fake function and a recording queue.
 
 use super::delivery::first_failed;
-use super::kafka::kafka_item;
+use super::kafka::{kafka_failure_info, kafka_item};
 use super::kinesis::KinesisSource;
 use super::*;
+use fleetwire::runtime::kafka_event::KafkaRecord;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -50,15 +51,15 @@ fn kinesis_events_parse_as_lambdas_own_event_type() {
 #[test]
 fn kafka_events_parse_as_lambdas_own_event_type() {
     let headers = BTreeMap::from([("trace".to_string(), vec![1u8, 200])]);
-    let item = kafka_item(
-        "t",
-        2,
-        15,
-        1_796_114_069_216,
-        Some(b"car-1"),
-        Some(b"{}"),
-        &headers,
-    );
+    let item = kafka_item(&KafkaRecord {
+        topic: "t".into(),
+        partition: 2,
+        offset: 15,
+        timestamp_millis: 1_796_114_069_216,
+        key: Some(b"car-1".to_vec()),
+        value: Some(b"{}".to_vec()),
+        headers,
+    });
     let event: aws_lambda_events::event::kafka::KafkaEvent = serde_json::from_value(json!({
         "eventSource": "aws:kafka", "eventSourceArn": "arn", "bootstrapServers": "b:9092",
         "records": {"t-2": [item.event]}
@@ -68,6 +69,64 @@ fn kafka_events_parse_as_lambdas_own_event_type() {
     assert_eq!(record.offset, 15);
     assert_eq!(record.value.as_deref(), Some("e30="));
     assert_eq!(item.position, "15");
+}
+
+/// The keys of a JSON document, nested, with every `recordsInfo` partition named `P`.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("recordsInfo", Value::Object(partitions)) => (
+                        k.clone(),
+                        json!({"P": partitions.values().next().map(shape)}),
+                    ),
+                    _ => (k.clone(), shape(v)),
+                })
+                .collect(),
+        ),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_given_up_kafka_batch_is_recorded_in_the_shape_aws_documents() {
+    let example: Value = serde_json::from_str(include_str!(
+        "../../../../events/aws-examples/kafka-on-failure-record.json"
+    ))
+    .unwrap();
+    let record = |offset| {
+        kafka_item(&KafkaRecord {
+            topic: "fleet-telemetry".into(),
+            partition: 1,
+            offset,
+            timestamp_millis: 1_573_691_884_835,
+            key: None,
+            value: Some(b"{}".to_vec()),
+            headers: BTreeMap::new(),
+        })
+    };
+    let info = kafka_failure_info(
+        "arn:aws:kafka:us-east-1:1:cluster/c/x",
+        "127.0.0.1:9092",
+        "fleet-telemetry-1",
+        &[record(40), record(41)],
+        512,
+    );
+    assert_eq!(
+        shape(&info["KafkaBatchInfo"]),
+        shape(&example["KafkaBatchInfo"])
+    );
+    let partition = &info["KafkaBatchInfo"]["recordsInfo"]["fleet-telemetry-1"];
+    assert_eq!(partition["firstRecordOffset"], "40");
+    assert_eq!(partition["lastRecordOffset"], "41");
+    assert_eq!(
+        partition["firstRecordTimestamp"],
+        "2019-11-14T00:38:04.835Z"
+    );
+    assert_eq!(info["KafkaBatchInfo"]["batchSize"], 2);
 }
 
 /// The positions of an event's records: Kinesis sequence numbers, or Kafka offsets.
@@ -221,15 +280,15 @@ async fn deliver_kafka(
     let items: Vec<Item> = offsets
         .iter()
         .map(|&offset| {
-            kafka_item(
-                "fleet-telemetry",
-                0,
+            kafka_item(&KafkaRecord {
+                topic: "fleet-telemetry".into(),
+                partition: 0,
                 offset,
-                OffsetDateTime::now_utc().unix_timestamp() * 1000,
-                None,
-                Some(b"{}"),
-                &BTreeMap::new(),
-            )
+                timestamp_millis: OffsetDateTime::now_utc().unix_timestamp() * 1000,
+                key: None,
+                value: Some(b"{}".to_vec()),
+                headers: BTreeMap::new(),
+            })
         })
         .collect();
     let event_of = |items: &[Item]| {
