@@ -5,6 +5,8 @@
 //! - `POST /runner/tokens`: a device token for the local HTTP API's JWT routes, with the
 //!   claims of the body (`{"sub": "gw-1", "fleetwire:devices": ["a", "b"]}`);
 //! - `POST /runner/mappings/enable`: starts mappings the runner was told to hold back;
+//! - `POST /runner/archive/flush`: writes what the local archive holds now, without
+//!   waiting out its buffering interval;
 //! - and `POST /topics/{topic}`, IoT Core's data plane ([`DataPlane`]).
 
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::apigw::LocalHttpApi;
+use crate::archive::Archive;
 use crate::esm::MappingControl;
 use crate::http::{Reply, aws_error, json_reply};
 use crate::iot::data_plane::{DataPlane, TOPICS};
@@ -28,6 +31,8 @@ pub struct RunnerApi {
     pub mappings: Arc<MappingControl>,
     /// The local HTTP API, whose JWT routes trust the tokens `POST /runner/tokens` issues.
     pub http_api: Arc<LocalHttpApi>,
+    /// The Firehose delivery streams the runner plays.
+    pub archives: Vec<Archive>,
 }
 
 impl RunnerApi {
@@ -41,8 +46,25 @@ impl RunnerApi {
                     "rules": self.data_plane.router.rules().status(),
                     "mappings_enabled": self.mappings.enabled().await,
                     "mappings": self.mappings.status(),
+                    "archive": self.archives.iter().map(Archive::status).collect::<Vec<_>>(),
                 }),
             ),
+            (&Method::POST, "/runner/archive/flush") => {
+                let mut flushed = Vec::new();
+                for archive in &self.archives {
+                    match archive.flush().await {
+                        Ok(report) => flushed.push(report),
+                        Err(e) => {
+                            return aws_error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "ServiceException",
+                                &e,
+                            );
+                        }
+                    }
+                }
+                json_reply(StatusCode::OK, &json!({ "flushed": flushed }))
+            }
             (&Method::POST, "/runner/tokens") => self.issue_token(request).await,
             (&Method::POST, "/runner/mappings/enable") => match self.mappings.enable().await {
                 Ok(()) => json_reply(StatusCode::OK, &json!({"mappings_enabled": true})),

@@ -14,6 +14,7 @@
 //! - [`wiring`]: what template.yaml wires together, read once at start; [`start`] starts it.
 
 pub mod apigw;
+pub mod archive;
 pub mod cloudfront;
 pub mod control;
 pub mod esm;

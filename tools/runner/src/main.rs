@@ -118,6 +118,18 @@ fn print(wiring: &Wiring) {
             mapping.on_failure_queue.as_deref().unwrap_or("-")
         );
     }
+    for delivery in &wiring.deliveries {
+        println!(
+            "archive {}: Kinesis stream {} -> Parquet in s3://{}/{} ({} columns; every {} s or {} MiB)",
+            delivery.name,
+            delivery.stream,
+            delivery.bucket,
+            delivery.prefix,
+            delivery.columns.len(),
+            delivery.buffer_seconds,
+            delivery.buffer_bytes / (1024 * 1024)
+        );
+    }
     for route in &wiring.http_routes {
         let auth = match &route.auth {
             RouteAuth::Iam => "AWS_IAM (SigV4; answered 403 locally)".to_owned(),

@@ -13,6 +13,7 @@ use stack::LOCAL_ACCOUNT;
 use tokio::net::TcpListener;
 
 use crate::apigw::{LocalHttpApi, LocalIssuer};
+use crate::archive::Archive;
 use crate::cloudfront::{LocalCloudFront, TrustedKeys};
 use crate::control::RunnerApi;
 use crate::esm::{Esm, EsmStatus, MappingControl, StartAt};
@@ -229,6 +230,14 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
     if args.mappings_enabled {
         control.enable().await?;
     }
+    let mut archives = Vec::new();
+    for delivery in &wiring.deliveries {
+        let archive = Archive::new(delivery.clone(), s3.clone(), region())?;
+        archive
+            .start(aws_sdk_kinesis::Client::new(&sdk), start)
+            .await?;
+        archives.push(archive);
+    }
 
     let http_api = Arc::new(LocalHttpApi {
         binaries: wiring
@@ -259,6 +268,7 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         connections: connections.clone(),
         mappings: control.clone(),
         http_api,
+        archives,
     };
     tokio::spawn(serve(http, move |request, peer| {
         runner_api.clone().handle(request, peer)

@@ -11,9 +11,12 @@ use stack::template::{Attributes, Resolver, Template};
 
 use crate::iot::rules::sql::Statement;
 
+mod delivery;
 mod http_route;
 mod mapping;
 
+pub use delivery::Delivery;
+use delivery::delivery;
 use http_route::http_route;
 use mapping::mapping;
 
@@ -122,6 +125,8 @@ pub struct Wiring {
     pub provisioning: Vec<ProvisioningTemplate>,
     pub mappings: Vec<Mapping>,
     pub http_routes: Vec<HttpRoute>,
+    /// The Firehose delivery streams the local archive plays.
+    pub deliveries: Vec<Delivery>,
 }
 
 impl Wiring {
@@ -277,6 +282,11 @@ impl Wiring {
                     wiring
                         .mappings
                         .push(mapping(&resolver, id, props, &queue_of)?);
+                }
+                "AWS::KinesisFirehose::DeliveryStream" => {
+                    wiring
+                        .deliveries
+                        .push(delivery(template, &resolver, id, props)?);
                 }
                 "AWS::ApiGatewayV2::Route" => {
                     wiring
