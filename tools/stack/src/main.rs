@@ -133,7 +133,8 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 fn check_policy(path: &std::path::Path) -> Result<ExitCode, BoxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let findings = stack::policy::check(&text)?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let findings = stack::policy::check(&text, base)?;
     for (rule, what) in stack::policy::RULES
         .iter()
         .chain(std::iter::once(&stack::policy::WILDCARD_RULE))

@@ -25,10 +25,12 @@ impl std::fmt::Display for Finding {
 
 mod archive;
 mod catalogue;
+mod queries;
 pub use catalogue::{RULES, WILDCARD_RULE};
 
-/// Runs every rule over the template's text.
-pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
+/// Runs every rule over the template's text; `base` is the folder the template's own
+/// relative paths (the named queries' files) are read from.
+pub fn check(text: &str, base: &std::path::Path) -> Result<Vec<Finding>, TemplateError> {
     let template = Template::parse(text)?;
     let mut findings = Vec::new();
     let mut report = |rule: &'static str, resource: &str, problem: String| {
@@ -434,6 +436,9 @@ pub fn check(text: &str) -> Result<Vec<Finding>, TemplateError> {
     }
     for (table, problem) in archive::schema_drift(&template, &archive::sample_record()) {
         report("archive-schema", &table, problem);
+    }
+    for (query, problem) in queries::query_drift(&template, base) {
+        report("named-queries", &query, problem);
     }
     findings.extend(unjustified_wildcards(text));
     Ok(findings)

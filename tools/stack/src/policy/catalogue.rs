@@ -1,7 +1,7 @@
 //! Every rule by name, with what it asks: what `stack check-policy` prints.
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 21] = [
+pub const RULES: [(&str, &str); 22] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -45,6 +45,10 @@ pub const RULES: [(&str, &str); 21] = [
     (
         "archive-schema",
         "the archive's Glue table has a column for every field the ingest writes, of its type, no column the records leave empty, and partition projection on every partition key",
+    ),
+    (
+        "named-queries",
+        "every Athena named query is the file of analytics/queries/ its Metadata names, word for word, and every such file is deployed",
     ),
     (
         "encryption",

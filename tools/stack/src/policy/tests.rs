@@ -2,8 +2,17 @@ use super::*;
 
 const TEMPLATE: &str = include_str!("../../../../template.yaml");
 
+/// The folder of the project's template, which its relative paths start from.
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn rules_broken(text: &str) -> Vec<&'static str> {
-    let mut rules: Vec<&'static str> = check(text).unwrap().into_iter().map(|f| f.rule).collect();
+    let mut rules: Vec<&'static str> = check(text, &root())
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rule)
+        .collect();
     rules.dedup();
     rules
 }
@@ -16,7 +25,7 @@ fn broken(old: &str, new: &str) -> String {
 
 #[test]
 fn the_project_template_keeps_every_rule() {
-    let findings = check(TEMPLATE).unwrap();
+    let findings = check(TEMPLATE, &root()).unwrap();
     assert!(
         findings.is_empty(),
         "{}",
@@ -157,6 +166,20 @@ fn each_rule_fails_on_a_template_that_breaks_it() {
             broken(
                 "            - { Name: is_weekend, Type: boolean }\n",
                 "            - { Name: weekend, Type: boolean }\n",
+            ),
+        ),
+        (
+            "named-queries",
+            broken(
+                "          HAVING count(*) > 1\n",
+                "          HAVING count(*) > 2\n",
+            ),
+        ),
+        (
+            "named-queries",
+            broken(
+                "      QueryFile: analytics/queries/firmware_versions.sql\n",
+                "      QueryFile: analytics/queries/firmware.sql\n",
             ),
         ),
         (
