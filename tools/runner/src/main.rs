@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use runner::start::{RunArgs, region, run};
-use runner::wiring::{RouteAuth, Source, Wiring};
+use runner::wiring::{DeliverySource, RouteAuth, Source, Wiring};
 use stack::LOCAL_ACCOUNT;
 use stack::cli::TemplateArgs;
 
@@ -120,9 +120,12 @@ fn print(wiring: &Wiring) {
     }
     for delivery in &wiring.deliveries {
         println!(
-            "archive {}: Kinesis stream {} -> Parquet in s3://{}/{} ({} columns; every {} s or {} MiB)",
+            "archive {}: {} -> Parquet in s3://{}/{} ({} columns; every {} s or {} MiB)",
             delivery.name,
-            delivery.stream,
+            match &delivery.source {
+                DeliverySource::Kinesis { stream } => format!("Kinesis stream {stream}"),
+                DeliverySource::Kafka { topic } => format!("Kafka topic {topic}"),
+            },
             delivery.bucket,
             delivery.prefix,
             delivery.columns.len(),

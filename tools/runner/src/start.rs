@@ -234,7 +234,11 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
     for delivery in &wiring.deliveries {
         let archive = Archive::new(delivery.clone(), s3.clone(), region())?;
         archive
-            .start(aws_sdk_kinesis::Client::new(&sdk), start)
+            .start(
+                aws_sdk_kinesis::Client::new(&sdk),
+                args.kafka_bootstrap.as_deref(),
+                start,
+            )
             .await?;
         archives.push(archive);
     }

@@ -1,6 +1,6 @@
-//! The local archive: the runner playing Firehose's Kinesis-source delivery with record
-//! format conversion, as the template declares it. Like Firehose it reads the stream as a
-//! consumer of its own, buffers by size and time (the delivery's `BufferingHints`), then
+//! The local archive: the runner playing Firehose's delivery from the Kinesis stream or the
+//! MSK topic with record format conversion, as the template declares it. Like Firehose it
+//! reads the stream (or topic) as a consumer of its own, buffers by size and time (the delivery's `BufferingHints`), then
 //! writes one Parquet object of the buffer's records under the evaluated `Prefix`, with
 //! the records that failed conversion as JSON documents under the `ErrorOutputPrefix`
 //! (Amazon Data Firehose developer guide: "Configure buffering hints", "Understand custom
@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::esm::StartAt;
-use crate::wiring::Delivery;
+use crate::wiring::{Delivery, DeliverySource};
 use convert::Converter;
 
 /// A record read from the stream, waiting for the next object.
@@ -107,30 +107,69 @@ impl Archive {
         status
     }
 
-    /// Reads every shard of the stream and writes the buffer when its interval passes or
-    /// its size is reached.
+    /// Reads every shard of the stream (or partition of the topic, on the Kafka broker at
+    /// `kafka_bootstrap`) and writes the buffer when its interval passes or its size is
+    /// reached.
     pub async fn start(
         &self,
         kinesis: aws_sdk_kinesis::Client,
+        kafka_bootstrap: Option<&str>,
         start: StartAt,
     ) -> Result<(), String> {
-        let stream = &self.inner.delivery.stream;
-        let shards = kinesis
-            .list_shards()
-            .stream_name(stream)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "ListShards {stream}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(e)
-                )
-            })?;
-        for shard in shards.shards() {
-            let archive = self.clone();
-            let kinesis = kinesis.clone();
-            let shard = shard.shard_id().to_owned();
-            tokio::spawn(async move { archive.read_shard(kinesis, shard, start).await });
+        match &self.inner.delivery.source {
+            DeliverySource::Kinesis { stream } => {
+                let shards = kinesis
+                    .list_shards()
+                    .stream_name(stream)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "ListShards {stream}: {}",
+                            aws_sdk_kinesis::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                for shard in shards.shards() {
+                    let archive = self.clone();
+                    let kinesis = kinesis.clone();
+                    let shard = shard.shard_id().to_owned();
+                    tokio::spawn(async move { archive.read_shard(kinesis, shard, start).await });
+                }
+            }
+            DeliverySource::Kafka { topic } => {
+                let bootstrap = kafka_bootstrap.ok_or_else(|| {
+                    format!(
+                        "{}: reads Kafka topic {topic}, and no broker is given (--kafka-bootstrap)",
+                        self.inner.delivery.logical_id
+                    )
+                })?;
+                let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_owned()])
+                    .build()
+                    .await
+                    .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
+                let listed = client
+                    .list_topics()
+                    .await
+                    .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
+                let found = listed
+                    .iter()
+                    .find(|t| &t.name == topic)
+                    .ok_or_else(|| format!("Kafka topic {topic} does not exist on {bootstrap}"))?;
+                for partition in found.partitions.clone() {
+                    let partition_client = client
+                        .partition_client(
+                            topic.clone(),
+                            partition,
+                            rskafka::client::partition::UnknownTopicHandling::Retry,
+                        )
+                        .await
+                        .map_err(|e| format!("Kafka {topic}-{partition}: {e}"))?;
+                    let archive = self.clone();
+                    tokio::spawn(
+                        async move { archive.read_partition(partition_client, start).await },
+                    );
+                }
+            }
         }
         let archive = self.clone();
         tokio::spawn(async move {
@@ -156,7 +195,9 @@ impl Archive {
     }
 
     async fn read_shard(&self, kinesis: aws_sdk_kinesis::Client, shard: String, start: StartAt) {
-        let stream = self.inner.delivery.stream.clone();
+        let DeliverySource::Kinesis { stream } = self.inner.delivery.source.clone() else {
+            return;
+        };
         let kind = match start {
             StartAt::Latest => aws_sdk_kinesis::types::ShardIteratorType::Latest,
             StartAt::TrimHorizon => aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon,
@@ -187,28 +228,86 @@ impl Archive {
                 }
             };
             iterator = out.next_shard_iterator().map(str::to_owned);
-            let read = out.records().len();
-            if read > 0 {
-                let mut buffer = self.inner.buffer.lock().expect("buffer lock");
-                for record in out.records() {
-                    let arrived = record
-                        .approximate_arrival_timestamp()
-                        .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
-                        .unwrap_or_else(OffsetDateTime::now_utc);
-                    buffer.bytes += record.data().as_ref().len();
-                    buffer.records.push(Pending {
-                        data: record.data().as_ref().to_vec(),
-                        arrived,
-                        sequence: record.sequence_number().to_owned(),
-                    });
-                }
-                buffer.since.get_or_insert_with(Instant::now);
-                drop(buffer);
-                self.inner.status.lock().expect("status lock").records_read += read as u64;
-            } else {
+            if out.records().is_empty() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
+            self.buffer(
+                out.records()
+                    .iter()
+                    .map(|record| Pending {
+                        data: record.data().as_ref().to_vec(),
+                        arrived: record
+                            .approximate_arrival_timestamp()
+                            .and_then(|t| {
+                                OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
+                            })
+                            .unwrap_or_else(OffsetDateTime::now_utc),
+                        sequence: record.sequence_number().to_owned(),
+                    })
+                    .collect(),
+            );
         }
+    }
+
+    async fn read_partition(
+        &self,
+        client: rskafka::client::partition::PartitionClient,
+        start: StartAt,
+    ) {
+        let key = format!("{}-{}", client.topic(), client.partition());
+        // Fetch's high watermark is where the partition ends now.
+        let mut offset = match start {
+            StartAt::TrimHorizon => 0,
+            StartAt::Latest => loop {
+                match client.fetch_records(0, 1..1, 0).await {
+                    Ok((_, high)) => break high,
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "archive: cannot read the partition's end; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            },
+        };
+        loop {
+            let records = match client.fetch_records(offset, 1..4 * 1024 * 1024, 1000).await {
+                Ok((records, _)) => records,
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "archive: Kafka fetch failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut read = Vec::new();
+            let from = offset;
+            for found in records.into_iter().filter(|r| r.offset >= from) {
+                offset = found.offset + 1;
+                let arrived = OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(found.record.timestamp.timestamp_millis()) * 1_000_000,
+                )
+                .unwrap_or_else(|_| OffsetDateTime::now_utc());
+                read.push(Pending {
+                    data: found.record.value.unwrap_or_default(),
+                    arrived,
+                    sequence: found.offset.to_string(),
+                });
+            }
+            self.buffer(read);
+        }
+    }
+
+    /// Adds records read from the source to the buffer.
+    fn buffer(&self, records: Vec<Pending>) {
+        if records.is_empty() {
+            return;
+        }
+        let read = records.len() as u64;
+        let mut buffer = self.inner.buffer.lock().expect("buffer lock");
+        buffer.bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
+        buffer.records.extend(records);
+        buffer.since.get_or_insert_with(Instant::now);
+        drop(buffer);
+        self.inner.status.lock().expect("status lock").records_read += read;
     }
 
     /// Writes the buffer now: the Parquet object, then the error documents. On a failed

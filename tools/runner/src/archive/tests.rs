@@ -12,6 +12,7 @@ use time::macros::datetime;
 
 use super::convert::{Column, ColumnType, Converted, Converter};
 use super::prefix;
+use crate::wiring::DeliverySource;
 
 /// The archive table's columns as the project's template declares them.
 fn project_columns() -> Vec<Column> {
@@ -167,9 +168,27 @@ fn the_project_delivery_is_read_from_the_template() {
         .collect();
     assert_eq!(keys["hour_of_day"], "hour");
     assert_eq!(keys["device_id"], "device_id");
-    let msk = crate::wiring::project(&[("Stage", "local"), ("StreamBackend", "msk")]);
-    assert!(
-        msk.deliveries.is_empty(),
-        "no Kinesis stream, no delivery from it"
+    assert_eq!(
+        delivery.source,
+        DeliverySource::Kinesis {
+            stream: "fleetwire-local-telemetry".into()
+        }
     );
+    let msk = crate::wiring::project(&[
+        ("Stage", "local"),
+        ("StreamBackend", "msk"),
+        ("MskTopic", "fleet-telemetry"),
+        (
+            "MskClusterArn",
+            "arn:aws:kafka:us-east-1:123456789012:cluster/fleet/0",
+        ),
+    ]);
+    assert_eq!(
+        msk.deliveries[0].source,
+        DeliverySource::Kafka {
+            topic: "fleet-telemetry".into()
+        },
+        "on MSK the archive reads the topic"
+    );
+    assert_eq!(msk.deliveries[0].columns, delivery.columns);
 }

@@ -9,12 +9,21 @@ use stack::template::{Resolver, Template};
 use super::*;
 use crate::archive::convert::{Column, columns_of};
 
-/// A Kinesis-source delivery stream with record format conversion to Parquet.
+/// Where a delivery stream reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliverySource {
+    /// `KinesisStreamAsSource`: the stream's name.
+    Kinesis { stream: String },
+    /// `MSKAsSource`: the topic, on the local Kafka broker.
+    Kafka { topic: String },
+}
+
+/// A Kinesis- or MSK-source delivery stream with record format conversion to Parquet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub logical_id: String,
     pub name: String,
-    pub stream: String,
+    pub source: DeliverySource,
     pub bucket: String,
     /// `Prefix` and `ErrorOutputPrefix`, with their `!{...}` expressions unevaluated.
     pub prefix: String,
@@ -34,23 +43,35 @@ pub(super) fn delivery(
     id: &str,
     props: &Value,
 ) -> Result<Delivery, WiringError> {
+    // The source is chosen by condition (`!If`): resolve the whole resource first.
+    let raw = props;
+    let resolved = resolver.resolve(id, props)?;
+    let props = &resolved;
     let text = |pointer: &str| -> Result<String, WiringError> {
         let value = props
             .pointer(pointer)
             .ok_or_else(|| unsupported(id, format!("no {pointer}")))?;
         Ok(resolver.text(&format!("{id}{pointer}"), value)?)
     };
-    if text("/DeliveryStreamType")? != "KinesisStreamAsSource" {
-        return Err(unsupported(
-            id,
-            "the runner plays Kinesis-source delivery streams only",
-        ));
-    }
-    let stream_arn = text("/KinesisStreamSourceConfiguration/KinesisStreamARN")?;
-    let stream = stream_arn
-        .split_once(":stream/")
-        .map(|(_, name)| name.to_owned())
-        .ok_or_else(|| unsupported(id, format!("{stream_arn} is not a Kinesis stream")))?;
+    let source = match text("/DeliveryStreamType")?.as_str() {
+        "KinesisStreamAsSource" => {
+            let stream_arn = text("/KinesisStreamSourceConfiguration/KinesisStreamARN")?;
+            let stream = stream_arn
+                .split_once(":stream/")
+                .map(|(_, name)| name.to_owned())
+                .ok_or_else(|| unsupported(id, format!("{stream_arn} is not a Kinesis stream")))?;
+            DeliverySource::Kinesis { stream }
+        }
+        "MSKAsSource" => DeliverySource::Kafka {
+            topic: text("/MSKSourceConfiguration/TopicName")?,
+        },
+        other => {
+            return Err(unsupported(
+                id,
+                format!("the runner plays Kinesis and MSK sources, not {other}"),
+            ));
+        }
+    };
     const S3: &str = "/ExtendedS3DestinationConfiguration";
     let bucket_arn = text(&format!("{S3}/BucketARN"))?;
     let bucket = bucket_arn
@@ -77,7 +98,7 @@ pub(super) fn delivery(
                 .collect()
         })
         .unwrap_or_default();
-    let table_id = props
+    let table_id = raw
         .pointer(&format!("{conversion}/SchemaConfiguration/TableName"))
         .and_then(referenced_resource)
         .ok_or_else(|| unsupported(id, "SchemaConfiguration.TableName must be !Ref <Table>"))?;
@@ -122,7 +143,7 @@ pub(super) fn delivery(
     Ok(Delivery {
         logical_id: id.to_owned(),
         name: text("/DeliveryStreamName")?,
-        stream,
+        source,
         bucket,
         prefix,
         error_prefix,

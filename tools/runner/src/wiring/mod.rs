@@ -15,8 +15,8 @@ mod delivery;
 mod http_route;
 mod mapping;
 
-pub use delivery::Delivery;
 use delivery::delivery;
+pub use delivery::{Delivery, DeliverySource};
 use http_route::http_route;
 use mapping::mapping;
 
