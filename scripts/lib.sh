@@ -85,6 +85,8 @@ export_local_endpoints() {
   # IoT Core's data plane (Publish) is the local runner's: it delivers to MQTT subscribers.
   export AWS_ENDPOINT_URL_IOT_DATA_PLANE="http://127.0.0.1:$IOT_DATA_PORT"
   export AWS_ENDPOINT_URL_CLOUDFRONT="http://127.0.0.1:$MOTO_PORT"
+  # moto's Athena answers what its API is told to (fleetctl's Athena path is tested so).
+  export AWS_ENDPOINT_URL_ATHENA="http://127.0.0.1:$MOTO_PORT"
   # A 500 from an emulator is not worth four retries.
   export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-1}"
 }

@@ -6,13 +6,17 @@ use std::time::Duration;
 use fleetwire::cloudfront::KeyAlgorithm;
 use time::OffsetDateTime;
 
+use crate::archive::athena::Athena;
+use crate::archive::duckdb::LocalDuckDb;
 use crate::certificates::IotCertificates;
 use crate::cloudfront_keys::{CloudFrontKeys, SecretsManagerSigningSecret};
-use crate::deployment::{Aws, Deployment};
+use crate::deployment::{ArchiveEngine, Aws, Deployment};
 use crate::failed::aws::{KafkaTopicReader, KinesisStreamReader, LambdaInvoker, SqsFailedQueue};
 use crate::keys::{self, GroupRef, Rotation};
 use crate::rollout::{Change, NewRollout};
-use crate::{Answer, Failure, device, failed, firmware, import, registry, rollout, sign_url};
+use crate::{
+    Answer, Failure, archive, device, failed, firmware, import, registry, rollout, sign_url,
+};
 
 mod args;
 pub use args::Cli;
@@ -54,6 +58,7 @@ async fn run_async(cli: Cli) -> Result<Answer, Failure> {
         }
         Command::Keys(command) => run_keys(command, &deployment, &aws).await,
         Command::Failed(command) => run_failed(command, &deployment, &aws).await,
+        Command::Archive(command) => run_archive(command, &deployment, &aws).await,
         Command::SignUrl(_) => unreachable!("handled before the runtime starts"),
     }
 }
@@ -220,6 +225,42 @@ async fn run_rollout(
         }
         RolloutCommand::List { model, output } => {
             rollout::list(&ota, model.as_deref(), output.json).await
+        }
+    }
+}
+
+async fn run_archive(
+    command: ArchiveCommand,
+    deployment: &Deployment,
+    aws: &Aws,
+) -> Result<Answer, Failure> {
+    match command {
+        ArchiveCommand::Queries { output } => archive::list(output.json),
+        ArchiveCommand::Query {
+            name,
+            since,
+            params,
+            output,
+        } => {
+            let query = archive::find(&name)?;
+            let values =
+                archive::parameters(&query, since.as_deref(), &params, OffsetDateTime::now_utc())?;
+            match deployment.archive_engine()? {
+                ArchiveEngine::Athena => {
+                    let engine = Athena::new(
+                        aws.athena(),
+                        deployment.athena_workgroup(),
+                        deployment.archive_database(),
+                        Duration::from_secs(600),
+                    );
+                    archive::query(&engine, &query, &values, output.json).await
+                }
+                ArchiveEngine::DuckDb => {
+                    let engine =
+                        LocalDuckDb::new(deployment.python(), deployment.archive_bucket()?);
+                    archive::query(&engine, &query, &values, output.json).await
+                }
+            }
         }
     }
 }

@@ -18,6 +18,13 @@ use fleetwire::runtime::config::Env;
 
 use crate::Failure;
 
+/// Where the archive's queries run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveEngine {
+    Athena,
+    DuckDb,
+}
+
 /// Resource names of one deployment.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -104,6 +111,54 @@ impl Deployment {
                 "KAFKA_SECURITY is {other}: expected msk-iam or plaintext"
             ))),
         }
+    }
+
+    /// Where `archive query` runs: `FLEETWIRE_ARCHIVE_ENGINE`, `athena` (the default) or
+    /// `duckdb` (the local stack).
+    pub fn archive_engine(&self) -> Result<ArchiveEngine, Failure> {
+        match self
+            .vars
+            .get("FLEETWIRE_ARCHIVE_ENGINE")
+            .map(String::as_str)
+        {
+            None | Some("athena") => Ok(ArchiveEngine::Athena),
+            Some("duckdb") => Ok(ArchiveEngine::DuckDb),
+            Some(other) => Err(Failure::usage(format!(
+                "FLEETWIRE_ARCHIVE_ENGINE is {other}: expected athena or duckdb"
+            ))),
+        }
+    }
+
+    /// The analytics workgroup (`ATHENA_WORKGROUP`, else `fleetwire-<stage>`).
+    pub fn athena_workgroup(&self) -> String {
+        self.vars
+            .get("ATHENA_WORKGROUP")
+            .cloned()
+            .unwrap_or_else(|| format!("fleetwire-{}", self.stage))
+    }
+
+    /// The archive's Glue database (`ARCHIVE_DATABASE`, else `fleetwire_<stage>`).
+    pub fn archive_database(&self) -> String {
+        self.vars
+            .get("ARCHIVE_DATABASE")
+            .cloned()
+            .unwrap_or_else(|| format!("fleetwire_{}", self.stage))
+    }
+
+    /// The archive bucket: CloudFormation names it, so it must be given.
+    pub fn archive_bucket(&self) -> Result<String, Failure> {
+        self.vars.get("ARCHIVE_BUCKET").cloned().ok_or_else(|| {
+            Failure::usage(
+                "set ARCHIVE_BUCKET to the archive bucket (stack output ArchiveBucketName)",
+            )
+        })
+    }
+
+    /// The Python DuckDB runs in (`FLEETWIRE_PYTHON`, else `python3`).
+    pub fn python(&self) -> std::path::PathBuf {
+        self.vars
+            .get("FLEETWIRE_PYTHON")
+            .map_or_else(|| "python3".into(), Into::into)
     }
 
     /// The signing-key secret, by ARN or name.
@@ -206,6 +261,10 @@ impl Aws {
 
     pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
         aws_sdk_kinesis::Client::new(&self.sdk)
+    }
+
+    pub fn athena(&self) -> aws_sdk_athena::Client {
+        aws_sdk_athena::Client::new(&self.sdk)
     }
 
     pub fn lambda(&self) -> aws_sdk_lambda::Client {

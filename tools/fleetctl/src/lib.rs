@@ -5,6 +5,7 @@
 //! Exit codes: 0 done; 1 the operation failed or found a problem (a missing serial, a
 //! refused change, invalid rows); 2 bad usage (arguments, files, keys).
 
+pub mod archive;
 pub mod certificates;
 pub mod cli;
 pub mod cloudfront_keys;

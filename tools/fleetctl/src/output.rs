@@ -19,6 +19,14 @@ impl Table {
         }
     }
 
+    /// A table whose columns are known only at run time (a query's answer).
+    pub fn with_headers(headers: Vec<String>) -> Self {
+        Self {
+            headers,
+            rows: Vec::new(),
+        }
+    }
+
     pub fn row(&mut self, cells: impl IntoIterator<Item = String>) -> &mut Self {
         self.rows.push(cells.into_iter().collect());
         self

@@ -1257,3 +1257,205 @@ async fn a_given_up_kafka_batch_is_redriven_through_the_processor_once_however_o
         }
     }
 }
+
+/// Runs fleetctl with `vars` added to the environment; expects `code`; stdout as JSON
+/// (null when it failed).
+fn run_json_with(args: &[&str], vars: &[(&str, &str)], code: i32) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .args(args)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "fleetctl {args:?}\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if code != 0 {
+        return Value::Null;
+    }
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A request to a local server: the runner's API, or moto's.
+async fn http_call(method: http::Method, url: &str, body: Option<Value>) -> Value {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    let answer = client.request(request).await.unwrap();
+    let bytes = answer.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn an_athena_answer_is_read_past_its_header_row() {
+    let sdk = sdk().await;
+    let athena = aws_sdk_athena::Client::new(&sdk);
+    let workgroup = unique_id("fleetwire-test");
+    athena
+        .create_work_group()
+        .name(&workgroup)
+        .send()
+        .await
+        .unwrap();
+    // moto runs no SQL: its API queues the answer the next GetQueryResults gives, here in
+    // Athena's own form (the first row of a SELECT is its column names).
+    let row = |cells: &[&str]| json!({"Data": cells.iter().map(|c| json!({"VarCharValue": c})).collect::<Vec<_>>()});
+    let moto = env("AWS_ENDPOINT_URL_ATHENA");
+    http_call(
+        http::Method::POST,
+        &format!("{moto}/moto-api/static/athena/query-results"),
+        Some(json!({"region": env("AWS_REGION"), "results": [{
+            "rows": [row(&["device_id", "last_reading"]),
+                     row(&["car-0001", "2026-12-07T01:00:00Z"]),
+                     row(&["car-0002", "2026-12-07T02:00:00Z"])],
+            "column_info": [{"Name": "device_id", "Type": "varchar"},
+                            {"Name": "last_reading", "Type": "varchar"}]}]})),
+    )
+    .await;
+
+    let rows = run_json_with(
+        &[
+            "archive",
+            "query",
+            "silent_devices",
+            "--since",
+            "2026-12-07T06:00:00Z",
+            "--json",
+        ],
+        &[
+            ("FLEETWIRE_ARCHIVE_ENGINE", "athena"),
+            ("ATHENA_WORKGROUP", &workgroup),
+        ],
+        0,
+    );
+    assert_eq!(
+        rows,
+        json!([{"device_id": "car-0001", "last_reading": "2026-12-07T01:00:00Z"},
+               {"device_id": "car-0002", "last_reading": "2026-12-07T02:00:00Z"}])
+    );
+    // What Athena was asked: the named query's text, in the workgroup, with the cutoff.
+    let listed = athena
+        .list_query_executions()
+        .work_group(&workgroup)
+        .send()
+        .await
+        .unwrap();
+    let id = listed.query_execution_ids()[0].clone();
+    let execution = athena
+        .get_query_execution()
+        .query_execution_id(id)
+        .send()
+        .await
+        .unwrap();
+    let execution = execution.query_execution().unwrap();
+    assert_eq!(
+        execution.query(),
+        Some(include_str!(
+            "../../../analytics/queries/silent_devices.sql"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn the_local_archive_answers_the_named_queries_with_duckdb() {
+    use fleetwire::domain::telemetry::{EnrichedRecord, TelemetryRecord, TimestampLimits};
+
+    let sdk = sdk().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let runner = format!("http://127.0.0.1:{}", env("FLEETWIRE_IOT_DATA_PORT"));
+    let read = |status: &Value| status["archive"][0]["records_read"].as_u64().unwrap();
+    let before =
+        read(&http_call(http::Method::GET, &format!("{runner}/runner/status"), None).await);
+
+    // Three readings of one device, in one hour, on the stream as the ingest writes them.
+    let device = unique_id("car-duck").to_lowercase();
+    let at = OffsetDateTime::now_utc().replace_second(0).unwrap();
+    let mut request = kinesis.put_records().stream_name(env("TELEMETRY_STREAM"));
+    for (n, temperature) in [18.5, 21.0, 24.5].iter().enumerate() {
+        let value = json!({"device_id": device, "timestamp": (at.unix_timestamp() - n as i64) * 1000,
+            "temperature": temperature, "humidity": 40, "pressure": 1000});
+        let reading = EnrichedRecord::new(
+            TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap(),
+            at,
+        );
+        request = request.records(
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key(&device)
+                .data(aws_sdk_kinesis::primitives::Blob::new(
+                    serde_json::to_vec(&reading).unwrap(),
+                ))
+                .build()
+                .unwrap(),
+        );
+    }
+    request.send().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while read(&http_call(http::Method::GET, &format!("{runner}/runner/status"), None).await)
+        < before + 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the archive did not read the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    http_call(
+        http::Method::POST,
+        &format!("{runner}/runner/archive/flush"),
+        None,
+    )
+    .await;
+
+    let duckdb = [("FLEETWIRE_ARCHIVE_ENGINE", "duckdb")];
+    let stats = run_json_with(
+        &["archive", "query", "hourly_device_stats", "--json"],
+        &duckdb,
+        0,
+    );
+    let ours: Vec<&Value> = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["device_id"] == json!(device))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["record_count"], "3");
+    assert_eq!(ours[0]["min_temperature"], "18.5");
+    assert_eq!(ours[0]["max_temperature"], "24.5");
+    assert_eq!(ours[0]["avg_temperature"], "21.333333333333332");
+
+    let silent = run_json_with(
+        &[
+            "archive",
+            "query",
+            "silent_devices",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--json",
+        ],
+        &duckdb,
+        0,
+    );
+    assert!(
+        !silent.to_string().contains(&device),
+        "a device that just reported is not silent: {silent}"
+    );
+    // A query that does not exist, and a parameter missing: usage errors.
+    run_json_with(&["archive", "query", "nope", "--json"], &duckdb, 2);
+    run_json_with(
+        &["archive", "query", "silent_devices", "--json"],
+        &duckdb,
+        2,
+    );
+}

@@ -44,6 +44,9 @@ pub(super) enum Command {
     /// processor.
     #[command(subcommand)]
     Failed(FailedCommand),
+    /// The archive's named queries: in Athena, or with DuckDB on the local stack.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Print a CloudFront signed URL (canned policy with only --expires, custom otherwise).
     SignUrl(sign_url::Args),
 }
@@ -221,6 +224,28 @@ pub(super) enum DeviceCommand {
     Show {
         /// Thing name or serial.
         id: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ArchiveCommand {
+    /// The named queries and what each answers.
+    Queries {
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Run a named query where the archive is: in Athena (the stack's workgroup), or with
+    /// DuckDB when FLEETWIRE_ARCHIVE_ENGINE=duckdb (the local stack's stack.env sets it).
+    Query {
+        name: String,
+        /// The query's cutoff: a duration back from now (6h, 2d, 90m) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// A further parameter of the query, in order; repeat for several.
+        #[arg(long = "param")]
+        params: Vec<String>,
         #[command(flatten)]
         output: JsonFlag,
     },

@@ -1,0 +1,134 @@
+//! The named queries' list, their parameters, and answers through a stand-in engine.
+
+use std::sync::Mutex;
+
+use time::macros::datetime;
+
+use super::*;
+
+#[test]
+fn every_file_of_the_queries_folder_is_compiled_in() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../analytics/queries");
+    let mut files: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut names: Vec<String> = QUERIES.iter().map(|q| q.name.to_string()).collect();
+    names.sort();
+    assert_eq!(files, names);
+}
+
+#[test]
+fn parameters_are_counted_and_since_becomes_a_cutoff() {
+    let now = datetime!(2026-12-07 10:30:15 UTC);
+    let silent = find("silent_devices").unwrap();
+    assert_eq!(silent.parameters(), 1);
+    assert_eq!(find("hourly_device_stats").unwrap().parameters(), 0);
+    assert_eq!(
+        parameters(&silent, Some("6h"), &[], now).unwrap(),
+        ["2026-12-07T04:30:15Z"]
+    );
+    assert_eq!(
+        parameters(&silent, Some("2d"), &[], now).unwrap(),
+        ["2026-12-05T10:30:15Z"]
+    );
+    assert_eq!(
+        parameters(&silent, Some("2026-12-07T09:00:00+09:00"), &[], now).unwrap(),
+        ["2026-12-07T00:00:00Z"]
+    );
+    assert_eq!(
+        parameters(&silent, None, &["2026-12-01T00:00:00Z".into()], now).unwrap(),
+        ["2026-12-01T00:00:00Z"]
+    );
+    for wrong in [
+        parameters(&silent, None, &[], now),
+        parameters(&silent, Some("6w"), &[], now),
+        parameters(&silent, Some("soon"), &[], now),
+        parameters(&find("fleet_daily").unwrap(), Some("6h"), &[], now),
+    ] {
+        assert_eq!(wrong.unwrap_err().exit_code(), 2);
+    }
+    assert_eq!(find("nope").unwrap_err().exit_code(), 2);
+}
+
+#[test]
+fn athena_parameters_are_string_literals() {
+    assert_eq!(
+        athena::literal("2026-12-07T06:00:00Z"),
+        "'2026-12-07T06:00:00Z'"
+    );
+    assert_eq!(athena::literal("it's"), "'it''s'");
+}
+
+/// Answers every query with `answer`, keeping what it was asked.
+struct Engine {
+    answer: QueryResult,
+    asked: Mutex<Vec<(String, Vec<String>)>>,
+}
+
+impl QueryEngine for Engine {
+    async fn run(&self, query: &NamedQuery, parameters: &[String]) -> Result<QueryResult, Failure> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((query.name.to_string(), parameters.to_vec()));
+        Ok(self.answer.clone())
+    }
+}
+
+#[tokio::test]
+async fn answers_print_as_a_table_or_json_with_nulls_kept() {
+    let engine = Engine {
+        answer: QueryResult {
+            columns: vec!["device_id".into(), "last_reading".into()],
+            rows: vec![
+                vec![Some("car-0001".into()), Some("2026-12-07T01:00:00Z".into())],
+                vec![Some("car-0002".into()), None],
+            ],
+        },
+        asked: Mutex::default(),
+    };
+    let silent = find("silent_devices").unwrap();
+    let params = vec!["2026-12-07T06:00:00Z".to_string()];
+    let table = query(&engine, &silent, &params, false).await.unwrap().text;
+    assert!(table.contains("DEVICE_ID"), "{table}");
+    assert!(
+        table.lines().nth(2).unwrap().contains("car-0002"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(2).unwrap().trim_end().ends_with('-'),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&query(&engine, &silent, &params, true).await.unwrap().text).unwrap();
+    assert_eq!(json[0]["device_id"], "car-0001");
+    assert!(json[1]["last_reading"].is_null());
+    assert_eq!(
+        engine.asked.lock().unwrap()[0],
+        ("silent_devices".to_string(), params.clone())
+    );
+    let empty = Engine {
+        answer: QueryResult::default(),
+        asked: Mutex::default(),
+    };
+    assert_eq!(
+        query(&empty, &silent, &params, false).await.unwrap().text,
+        "silent_devices: no rows"
+    );
+}
+
+#[test]
+fn the_list_names_every_query_with_its_parameters() {
+    let text = list(false).unwrap().text;
+    for q in &QUERIES {
+        assert!(text.contains(q.name), "{text}");
+    }
+    assert!(
+        text.contains("Devices whose newest reading is older"),
+        "{text}"
+    );
+}
