@@ -165,3 +165,115 @@ async fn what_the_stream_carries_lands_in_the_archive_as_parquet_by_the_hour() {
         "temperature: expected a number, found \"warm\""
     );
 }
+
+/// On the MSK backend the same delivery reads the telemetry topic: the archive of that
+/// wiring, run against the stack's Kafka broker, writes what the topic carries.
+#[tokio::test]
+async fn on_the_msk_backend_the_archive_reads_the_topic() {
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    use runner::archive::Archive;
+    use runner::esm::StartAt;
+    use runner::wiring::{DeliverySource, Wiring};
+
+    let sdk = load_sdk_config(&SdkSettings::default()).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let topic = env("KAFKA_TOPIC");
+    let bootstrap = env("KAFKA_BOOTSTRAP_SERVERS");
+    let mut template =
+        stack::template::Template::parse(include_str!("../../../template.yaml")).unwrap();
+    for (name, value) in [
+        ("Stage", "local"),
+        ("StreamBackend", "msk"),
+        ("MskTopic", topic.as_str()),
+        (
+            "MskClusterArn",
+            "arn:aws:kafka:us-east-1:123456789012:cluster/fleetwire-local/0",
+        ),
+    ] {
+        template.set_parameter(name, value).unwrap();
+    }
+    let wiring = Wiring::read(&template, "fleetwire", "us-east-1", stack::LOCAL_ACCOUNT).unwrap();
+    let mut delivery = wiring.deliveries[0].clone();
+    assert_eq!(
+        delivery.source,
+        DeliverySource::Kafka {
+            topic: topic.clone()
+        }
+    );
+    delivery.bucket = env("ARCHIVE_BUCKET");
+
+    // Three readings of one device on the topic, as the ingest produces them.
+    let device = unique_id("car-msk-archive").to_lowercase();
+    let now = OffsetDateTime::now_utc();
+    let records: Vec<Vec<u8>> = (0..3)
+        .map(|n| {
+            let reading = json!({"device_id": device, "timestamp": (now.unix_timestamp() - n) * 1000,
+                "temperature": 30.0 + n as f64, "humidity": 40, "pressure": 1000});
+            serde_json::to_vec(&EnrichedRecord::new(
+                TelemetryRecord::validate(&reading, now, &TimestampLimits::default()).unwrap(),
+                now,
+            ))
+            .unwrap()
+        })
+        .collect();
+    rskafka::client::ClientBuilder::new(vec![bootstrap.clone()])
+        .build()
+        .await
+        .unwrap()
+        .partition_client(topic.clone(), 0, UnknownTopicHandling::Retry)
+        .await
+        .unwrap()
+        .produce(
+            records
+                .iter()
+                .map(|value| rskafka::record::Record {
+                    key: Some(device.clone().into_bytes()),
+                    value: Some(value.clone()),
+                    headers: Default::default(),
+                    timestamp: rskafka::chrono::Utc::now(),
+                })
+                .collect(),
+            Compression::NoCompression,
+        )
+        .await
+        .unwrap();
+
+    // From the topic's start, so the records above are read whatever else it holds.
+    let archive = Archive::new(delivery, s3.clone(), "us-east-1".into()).unwrap();
+    archive
+        .start(
+            aws_sdk_kinesis::Client::new(&sdk),
+            Some(&bootstrap),
+            StartAt::TrimHorizon,
+        )
+        .await
+        .unwrap();
+    let (mut last, mut still) = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while still < 3 || last < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the topic was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let read = archive.status().records_read;
+        still = if read == last { still + 1 } else { 0 };
+        last = read;
+    }
+    let flushed = archive.flush().await.unwrap();
+    let object = flushed.object.expect("an object was written");
+    let written = objects(&s3, &env("ARCHIVE_BUCKET"), &object).await;
+    let reader = SerializedFileReader::new(Bytes::from(written[0].1.clone())).unwrap();
+    let temperatures: Vec<Value> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|row| row.unwrap().to_json_value())
+        .filter(|row| row["device_id"] == json!(device))
+        .map(|row| row["temperature"].clone())
+        .collect();
+    assert_eq!(temperatures, [json!(30.0), json!(31.0), json!(32.0)]);
+}
