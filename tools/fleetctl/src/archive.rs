@@ -33,22 +33,32 @@ macro_rules! query {
 }
 
 /// Every file of `analytics/queries/` (a unit test keeps the list and the folder equal).
-pub const QUERIES: [NamedQuery; 5] = [
+pub const QUERIES: [NamedQuery; 7] = [
     query!("hourly_device_stats"),
     query!("fleet_daily"),
     query!("silent_devices"),
+    query!("bound_anomalies"),
+    query!("late_readings"),
     query!("duplicate_readings"),
     query!("firmware_versions"),
 ];
 
 impl NamedQuery {
-    /// The first line of its leading comment.
-    pub fn summary(&self) -> &'static str {
-        self.sql
+    /// What it answers: its leading comment up to the first `: ` or `. `.
+    pub fn summary(&self) -> String {
+        let comment: Vec<&str> = self
+            .sql
             .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("--"))
-            .map_or("", str::trim)
+            .map_while(|l| l.strip_prefix("--"))
+            .map(str::trim)
+            .collect();
+        let text = comment.join(" ");
+        let end = [": ", ". "]
+            .iter()
+            .filter_map(|stop| text.find(stop))
+            .min()
+            .unwrap_or(text.len());
+        text[..end].trim_end_matches('.').to_string()
     }
 
     /// How many `?` parameters it takes (comment lines left out).
@@ -166,11 +176,7 @@ pub fn list(json: bool) -> Result<Answer, Failure> {
     }
     let mut table = Table::new(["QUERY", "PARAMETERS", "ANSWERS"]);
     for q in &QUERIES {
-        table.row([
-            q.name.to_string(),
-            q.parameters().to_string(),
-            q.summary().to_string(),
-        ]);
+        table.row([q.name.to_string(), q.parameters().to_string(), q.summary()]);
     }
     Ok(Answer::ok(table.render()))
 }

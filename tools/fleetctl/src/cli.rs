@@ -24,8 +24,13 @@ use args::*;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<Answer, Failure> {
-    if let Command::SignUrl(args) = &cli.command {
-        return sign_url::run(args).map(Answer::ok).map_err(Failure::Usage);
+    // Commands that read nothing of AWS.
+    match &cli.command {
+        Command::SignUrl(args) => {
+            return sign_url::run(args).map(Answer::ok).map_err(Failure::Usage);
+        }
+        Command::Archive(ArchiveCommand::Queries { output }) => return archive::list(output.json),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

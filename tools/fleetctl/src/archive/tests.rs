@@ -132,3 +132,18 @@ fn the_list_names_every_query_with_its_parameters() {
         "{text}"
     );
 }
+
+#[test]
+fn bound_anomalies_uses_the_stream_processors_bounds() {
+    use fleetwire::domain::processing::{AnomalyRules, Metric};
+    let sql = find("bound_anomalies").unwrap().sql;
+    for (metric, (min, max)) in AnomalyRules::default().bounds {
+        let column = match metric {
+            Metric::Temperature => "temperature",
+            Metric::Humidity => "humidity",
+            Metric::Pressure => "pressure",
+        };
+        let test = format!("{column} < {min} OR {column} > {max}");
+        assert!(sql.contains(&test), "bound_anomalies does not test {test}");
+    }
+}
