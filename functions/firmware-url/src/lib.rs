@@ -17,6 +17,7 @@ use fleetwire::domain::ota::{
 };
 use fleetwire::domain::registry::{Registry, RegistryStatus};
 use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::metrics;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -100,6 +101,7 @@ impl<R: Registry, S: FirmwareCatalog + OtaLedger, C: DeviceChannel> FirmwareUrl<
             let reason =
                 "event has no usable thing_name (the rule sets it from topic(2))".to_string();
             tracing::warn!(reason = %reason, "firmware request dropped");
+            metrics::count_by(metrics::name::FIRMWARE_OFFERS, "Outcome", "dropped", 1);
             return Ok(Handled::Dropped { reason });
         }
         let request: FirmwareRequest = match serde_json::from_value(event.clone()) {
@@ -243,6 +245,7 @@ impl<R: Registry, S: FirmwareCatalog + OtaLedger, C: DeviceChannel> FirmwareUrl<
         tracing::info!(thing_name, request_id = %request.request_id, rollout_id = %rollout.rollout_id,
             version = %release.version, from_version = %request.current_version, expires_at,
             decision = "offered", "firmware offered");
+        metrics::count_by(metrics::name::FIRMWARE_OFFERS, "Outcome", "offered", 1);
         Ok(Handled::Offered {
             thing_name: thing_name.to_owned(),
             rollout_id: rollout.rollout_id.clone(),
@@ -265,6 +268,15 @@ impl<R: Registry, S: FirmwareCatalog + OtaLedger, C: DeviceChannel> FirmwareUrl<
         };
         self.publish(thing_name, &answer).await?;
         tracing::info!(thing_name, request_id, status = ?status, reason = %reason, "firmware not offered");
+        metrics::count_by(
+            metrics::name::FIRMWARE_OFFERS,
+            "Outcome",
+            match status {
+                AnswerStatus::UpToDate => "up_to_date",
+                AnswerStatus::NotEligible => "not_eligible",
+            },
+            1,
+        );
         Ok(Handled::Answered {
             thing_name: thing_name.to_owned(),
             status,

@@ -344,3 +344,28 @@ async fn sample_events_give_the_expected_answers() {
         assert_eq!(answer["request_id"], event["request_id"], "{answer}");
     }
 }
+
+#[tokio::test]
+async fn offers_are_counted_by_outcome_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let f = function(vec![rollout("r-15", "1.5.0", 100.0)], settings());
+    f.handle(&request("car-1", "1.4.2"), NOW).await.unwrap();
+    f.handle(&request("car-1", "1.5.0"), NOW).await.unwrap();
+    let documents = flushed("firmware-request", None);
+    assert!(
+        counted(
+            &documents,
+            name::FIRMWARE_OFFERS,
+            Some(("Outcome", "offered"))
+        ) >= 1
+    );
+    assert!(
+        counted(
+            &documents,
+            name::FIRMWARE_OFFERS,
+            Some(("Outcome", "up_to_date"))
+        ) >= 1
+    );
+}

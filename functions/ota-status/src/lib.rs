@@ -19,6 +19,7 @@ use fleetwire::domain::ota::{
     check_request_id,
 };
 use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::metrics;
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -122,6 +123,14 @@ impl<S: OtaLedger, A: OtaAlerts> OtaStatus<S, A> {
         let paused = self.enforce_threshold(&offer.rollout_id, now).await?;
         tracing::info!(thing_name = thing, request_id = %report.request_id, rollout_id = %offer.rollout_id,
             status = report.status.as_str(), counted, paused, "OTA outcome recorded");
+        if counted {
+            metrics::count_by(
+                metrics::name::OTA_OUTCOMES,
+                "Status",
+                report.status.as_str(),
+                1,
+            );
+        }
         Ok(Handled::Finished {
             thing_name: thing.to_owned(),
             rollout_id: offer.rollout_id,
@@ -153,6 +162,7 @@ impl<S: OtaLedger, A: OtaAlerts> OtaStatus<S, A> {
             paused = self.store.pause(rollout_id, &reason, now).await?;
             if paused {
                 tracing::warn!(rollout_id, reason = %reason, "rollout paused");
+                metrics::count(metrics::name::ROLLOUTS_PAUSED, 1);
             }
             state = match self.store.rollout(rollout_id).await? {
                 Some(state) => state,

@@ -277,3 +277,16 @@ fn counters_of(
         state.rollout.status,
     )
 }
+
+#[tokio::test]
+async fn outcomes_and_a_pause_are_counted_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let f = function(rollout(2, 0.2), 2).await;
+    f.handle(&report(0, "failed"), NOW).await.unwrap();
+    f.handle(&report(1, "failed"), NOW).await.unwrap();
+    let documents = flushed("ota-request", None);
+    assert!(counted(&documents, name::OTA_OUTCOMES, Some(("Status", "failed"))) >= 2);
+    assert!(counted(&documents, name::ROLLOUTS_PAUSED, None) >= 1);
+}

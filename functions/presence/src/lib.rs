@@ -8,8 +8,11 @@
 
 pub mod config;
 
-use fleetwire::domain::presence::{LifecycleEvent, PresenceOutcome, PresenceStore, device_of};
+use fleetwire::domain::presence::{
+    LifecycleEvent, LifecycleType, PresenceOutcome, PresenceStore, device_of,
+};
 use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::metrics;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -77,6 +80,7 @@ impl<S: PresenceStore> Presence<S> {
                 session = %lifecycle.session_identifier,
                 "lifecycle event refused: not the thing's own certificate"
             );
+            metrics::count(metrics::name::PRESENCE_SPOOFED, 1);
         }
         tracing::info!(
             device_id = %device,
@@ -86,6 +90,15 @@ impl<S: PresenceStore> Presence<S> {
             timestamp = lifecycle.timestamp,
             outcome = outcome_name(outcome),
             "presence event applied"
+        );
+        metrics::count_by(
+            metrics::name::PRESENCE_EVENTS,
+            "Event",
+            match lifecycle.event_type {
+                LifecycleType::Connected => "connected",
+                LifecycleType::Disconnected => "disconnected",
+            },
+            1,
         );
         Ok(Handled::Applied {
             device_id: device.to_string(),

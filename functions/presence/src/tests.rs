@@ -135,3 +135,24 @@ async fn an_event_made_with_another_certificate_is_refused_and_changes_nothing()
     let state = stored(&presence, "car-0001").await;
     assert_eq!(state.session_id, None);
 }
+
+#[tokio::test]
+async fn connects_and_refused_events_are_counted_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let presence = Presence::new(bound("car-0001").await);
+    presence.handle(&event("connected.json")).await.unwrap();
+    let mut intruder = event("connected.json");
+    intruder["principalIdentifier"] = "claim-certificate".into();
+    presence.handle(&intruder).await.unwrap();
+    let documents = flushed("presence-request", None);
+    assert!(
+        counted(
+            &documents,
+            name::PRESENCE_EVENTS,
+            Some(("Event", "connected"))
+        ) >= 1
+    );
+    assert!(counted(&documents, name::PRESENCE_SPOOFED, None) >= 1);
+}

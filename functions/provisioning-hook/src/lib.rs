@@ -19,6 +19,7 @@ use fleetwire::domain::registry::{
 };
 use fleetwire::domain::telemetry::DeviceId;
 use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::metrics;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -132,6 +133,12 @@ impl<R: Registry, B: CertificateBinding> ProvisioningHook<R, B> {
             Ok(entry) => {
                 tracing::info!(serial, client_id, certificate_id, thing_name = %entry.thing_name, decision = "allow",
                     reason = "allowed", duration_ms, "provisioning decision");
+                metrics::count_by(
+                    metrics::name::PROVISIONING_DECISIONS,
+                    "Reason",
+                    "allowed",
+                    1,
+                );
                 HookResponse {
                     allow_provisioning: true,
                     parameter_overrides: self.overrides(&entry),
@@ -146,6 +153,12 @@ impl<R: Registry, B: CertificateBinding> ProvisioningHook<R, B> {
                 tracing::warn!(serial, client_id, certificate_id, decision = "deny", reason = reason.code(),
                     detail = %reason.detail(), denied_attempts = attempts, locked_now = locked, duration_ms,
                     "provisioning decision");
+                metrics::count_by(
+                    metrics::name::PROVISIONING_DECISIONS,
+                    "Reason",
+                    reason.code(),
+                    1,
+                );
                 HookResponse::deny()
             }
         }

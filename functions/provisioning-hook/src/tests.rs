@@ -339,3 +339,41 @@ async fn allowing_binds_the_things_certificate_and_fails_closed_without_it() {
         request["certificateId"].as_str()
     );
 }
+
+#[tokio::test]
+async fn each_decision_is_counted_by_reason_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let hook = hook(fixture());
+    assert!(hook.handle(&event("allowed.json")).await.allow_provisioning);
+    assert!(
+        !hook
+            .handle(&event("unknown-serial.json"))
+            .await
+            .allow_provisioning
+    );
+    let documents = flushed("hook-request", None);
+    assert!(
+        counted(
+            &documents,
+            name::PROVISIONING_DECISIONS,
+            Some(("Reason", "allowed"))
+        ) >= 1
+    );
+    let denied = counted(&documents, name::PROVISIONING_DECISIONS, None)
+        - counted(
+            &documents,
+            name::PROVISIONING_DECISIONS,
+            Some(("Reason", "allowed")),
+        );
+    assert!(
+        denied >= 1,
+        "the unknown serial's denial is counted: {documents:?}"
+    );
+    assert!(
+        documents
+            .iter()
+            .all(|d| d["function_request_id"] == "hook-request")
+    );
+}

@@ -24,6 +24,7 @@ use fleetwire::domain::processing::{
 };
 use fleetwire::domain::telemetry::{DeviceId, EnrichedRecord};
 use fleetwire::runtime::error::StoreError;
+use fleetwire::runtime::metrics;
 use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -153,6 +154,9 @@ impl<P: ProcessingStore, A: AlertSink, D: DeadLetterSink, S: DeviceStateStore>
             failed_groups = summary.failed_groups,
             "batch processed"
         );
+        metrics::count(metrics::name::RECORDS_PROCESSED, summary.applied as u64);
+        metrics::count(metrics::name::DUPLICATES_SKIPPED, summary.duplicates as u64);
+        metrics::count(metrics::name::ANOMALIES_RAISED, summary.anomalies as u64);
         Ok((
             BatchResponse {
                 batch_item_failures,

@@ -592,3 +592,19 @@ async fn msk_records_without_headers_or_with_any_header_bytes_parse() {
         assert_eq!((source, records.len()), (input::Source::Kafka, 1));
     }
 }
+
+#[tokio::test]
+async fn processed_records_and_duplicates_are_counted_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let p = processor();
+    let batch: Vec<InputRecord> = (0..3)
+        .map(|m| input("shard-0", m as usize, &reading("car-m", m * 10, 21.0)))
+        .collect();
+    p.process(&batch).await.unwrap();
+    p.process(&batch).await.unwrap();
+    let documents = flushed("processor-request", None);
+    assert!(counted(&documents, name::RECORDS_PROCESSED, None) >= 3);
+    assert!(counted(&documents, name::DUPLICATES_SKIPPED, None) >= 3);
+}

@@ -31,6 +31,7 @@ use fleetwire::domain::rate_limit::{Admission, CallerRateLimiter, RateCounter};
 use fleetwire::ingest::envelope::Envelope;
 use fleetwire::ingest::stream::StreamSink;
 use fleetwire::ingest::{Ingest, Outcome, RecordStatus, SinkFailures};
+use fleetwire::runtime::metrics;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -106,6 +107,12 @@ impl<S: StreamSink, D: DeadLetterSink, I: IdempotencyStore, R: RateCounter> Http
             status = answer.status,
             replayed = answer.replayed,
             "telemetry request answered"
+        );
+        metrics::count_by(
+            metrics::name::HTTP_ANSWERS,
+            "Status",
+            answer.status.to_string(),
+            1,
         );
         response_of(&answer)
     }

@@ -459,3 +459,15 @@ async fn aws_documented_http_api_requests_get_an_answer() {
     assert_eq!(iam.status, 400);
     assert_eq!(iam.body["records"][0]["reason"], "malformed_json");
 }
+
+#[tokio::test]
+async fn answers_and_readings_are_counted_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let entry = entry();
+    assert_eq!(send(&entry, &event("device-token.json")).await.status, 202);
+    let documents = flushed("http-request", None);
+    assert!(counted(&documents, name::HTTP_ANSWERS, Some(("Status", "202"))) >= 1);
+    assert!(counted(&documents, name::READINGS_ACCEPTED, None) >= 1);
+}

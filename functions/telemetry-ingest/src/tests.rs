@@ -366,3 +366,21 @@ async fn same_reading_twice_has_the_same_record_id() {
         .collect();
     assert_eq!(ids[0], ids[1]);
 }
+
+#[tokio::test]
+async fn accepted_and_rejected_readings_are_counted_in_the_invocations_emf() {
+    use fleetwire::runtime::metrics::name;
+    use fleetwire::testing::metrics::{counted, flushed, record};
+    record();
+    let ingest = ingest();
+    handle(&ingest, &event("valid-reading.json"), NOW)
+        .await
+        .unwrap();
+    handle(&ingest, &event("out-of-range-temperature.json"), NOW)
+        .await
+        .unwrap();
+    let documents = flushed("ingest-request", None);
+    assert!(counted(&documents, name::READINGS_ACCEPTED, None) >= 1);
+    assert!(counted(&documents, name::READINGS_REJECTED, None) >= 1);
+    assert!(counted(&documents, name::READINGS_DEAD_LETTERED, None) >= 1);
+}

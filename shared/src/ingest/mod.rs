@@ -19,6 +19,7 @@ use crate::domain::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::domain::telemetry::{EnrichedRecord, TelemetryRecord, TimestampLimits};
 use crate::ingest::stream::{StreamRecord, StreamSink};
 use crate::runtime::error::StoreError;
+use crate::runtime::metrics;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -286,6 +287,20 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             stream_calls = summary.stream_calls,
             "telemetry ingested"
         );
+        metrics::count(metrics::name::READINGS_ACCEPTED, summary.accepted as u64);
+        for (reason, n) in &summary.rejected {
+            metrics::count_by(
+                metrics::name::READINGS_REJECTED,
+                "Reason",
+                *reason,
+                *n as u64,
+            );
+        }
+        metrics::count(
+            metrics::name::READINGS_DEAD_LETTERED,
+            summary.dead_lettered as u64,
+        );
+        metrics::count(metrics::name::PUT_RECORDS_RETRIED, summary.retried as u64);
         if !summary.stream_errors.is_empty() {
             tracing::warn!(
                 sender,

@@ -10,6 +10,7 @@ pub mod init;
 pub mod kafka_event;
 pub mod kinesis_event;
 pub mod logging;
+pub mod metrics;
 pub mod retry;
 mod serve;
 

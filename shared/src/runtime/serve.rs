@@ -9,9 +9,24 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::init::or_report;
-use super::logging;
+use super::{logging, metrics};
 
-/// Runs a function: `init` builds the state, `handle` answers each event with it.
+/// The function's name as Lambda gives it (`AWS_LAMBDA_FUNCTION_NAME`), else the binary's.
+fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| {
+        std::env::args()
+            .next()
+            .and_then(|path| {
+                std::path::Path::new(&path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
+/// Runs a function: `init` builds the state, `handle` answers each event with it, and
+/// after each event the business metrics it counted are written (see [`metrics`]).
 ///
 /// ```no_run
 /// # struct Hook;
@@ -35,7 +50,25 @@ where
     HandleError: Into<Diagnostic> + Debug,
 {
     logging::init();
+    metrics::init(&function_name());
     let state = or_report(init.await).await?;
     let (state, handle) = (&state, &handle);
-    lambda_runtime::run(service_fn(move |event| handle(state, event))).await
+    let cold = std::sync::atomic::AtomicBool::new(true);
+    let cold = &cold;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        if cold.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            metrics::count(metrics::name::COLD_START, 1);
+        }
+        let context = event.context.clone();
+        // Boxed: the handler's future is as deep as its adapters, and the runtime's own
+        // nesting on top of it passes rustc's layout depth limit.
+        let answer = Box::pin(handle(state, event)).await;
+        metrics::flush(
+            std::io::stdout().lock(),
+            &context.request_id,
+            context.xray_trace_id.as_deref(),
+        );
+        answer
+    }))
+    .await
 }
