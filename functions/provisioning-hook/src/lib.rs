@@ -159,6 +159,7 @@ impl<R: Registry, B: CertificateBinding> ProvisioningHook<R, B> {
                     reason.code(),
                     1,
                 );
+                metrics::count(metrics::name::PROVISIONING_DENIED, 1);
                 HookResponse::deny()
             }
         }

@@ -21,8 +21,10 @@ pub const NAMESPACE: &str = "Fleetwire";
 pub mod name {
     /// The first invocation of a process.
     pub const COLD_START: &str = "ColdStart";
-    /// By `Decision` (allow, deny) and `Reason`.
+    /// By `Reason` (`allowed`, or the denial's code).
     pub const PROVISIONING_DECISIONS: &str = "ProvisioningDecisions";
+    /// Every denial, in one series: what the alarm on a spike of denials watches.
+    pub const PROVISIONING_DENIED: &str = "ProvisioningDenied";
     pub const READINGS_ACCEPTED: &str = "ReadingsAccepted";
     /// By `Reason`.
     pub const READINGS_REJECTED: &str = "ReadingsRejected";
@@ -42,6 +44,26 @@ pub mod name {
     pub const ROLLOUTS_PAUSED: &str = "RolloutsPaused";
     /// By `Status` (the HTTP status answered).
     pub const HTTP_ANSWERS: &str = "HttpAnswers";
+
+    /// Every name above: the template's alarms and dashboard may use these and no other.
+    pub const ALL: [&str; 16] = [
+        COLD_START,
+        PROVISIONING_DECISIONS,
+        PROVISIONING_DENIED,
+        READINGS_ACCEPTED,
+        READINGS_REJECTED,
+        READINGS_DEAD_LETTERED,
+        PUT_RECORDS_RETRIED,
+        RECORDS_PROCESSED,
+        DUPLICATES_SKIPPED,
+        ANOMALIES_RAISED,
+        PRESENCE_EVENTS,
+        PRESENCE_SPOOFED,
+        FIRMWARE_OFFERS,
+        OTA_OUTCOMES,
+        ROLLOUTS_PAUSED,
+        HTTP_ANSWERS,
+    ];
 }
 
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();

@@ -25,6 +25,7 @@ impl std::fmt::Display for Finding {
 
 mod archive;
 mod catalogue;
+mod observability;
 mod queries;
 pub use catalogue::{RULES, WILDCARD_RULE};
 
@@ -129,7 +130,7 @@ pub fn check(text: &str, base: &std::path::Path) -> Result<Vec<Finding>, Templat
                     report(
                         "function-policy",
                         id,
-                        "needs exactly one inline policy (Policies: [ {Version, Statement} ]), or a Role of the template with one inline policy and only Lambda's basic (and, under a condition, VPC) execution policies"
+                        "needs exactly one inline policy (Policies: [ {Version, Statement} ]), or a Role of the template with one inline policy and only Lambda's basic execution, X-Ray write-only (and, under a condition, VPC execution) policies"
                             .into(),
                     );
                 }
@@ -439,6 +440,9 @@ pub fn check(text: &str, base: &std::path::Path) -> Result<Vec<Finding>, Templat
     }
     for (query, problem) in queries::query_drift(&template, base) {
         report("named-queries", &query, problem);
+    }
+    for (resource, problem) in observability::own_metric_problems(&template) {
+        report("own-metrics", &resource, problem);
     }
     findings.extend(unjustified_wildcards(text));
     Ok(findings)

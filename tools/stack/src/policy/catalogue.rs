@@ -1,7 +1,7 @@
 //! Every rule by name, with what it asks: what `stack check-policy` prints.
 
 /// Every rule, with what it asks.
-pub const RULES: [(&str, &str); 22] = [
+pub const RULES: [(&str, &str); 23] = [
     (
         "function-build",
         "functions are arm64 provided.al2023 Rust binaries built by cargo lambda",
@@ -49,6 +49,10 @@ pub const RULES: [(&str, &str); 22] = [
     (
         "named-queries",
         "every Athena named query is the file of analytics/queries/ its Metadata names, word for word, and every such file is deployed",
+    ),
+    (
+        "own-metrics",
+        "every alarm and dashboard metric of the Fleetwire namespace is one the functions count, provisioning denials, dead letters, refused presence events and paused rollouts each have an alarm, and the stack has its dashboard",
     ),
     (
         "encryption",

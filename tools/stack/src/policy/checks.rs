@@ -198,7 +198,8 @@ pub(super) fn misdirected_grants<'a>(
 }
 
 /// A function's own role: one inline policy, and of AWS's managed policies only Lambda's
-/// basic execution role, plus the VPC execution role under a condition.
+/// basic execution role, the X-Ray write-only policy (what SAM attaches for `Tracing:
+/// Active`), plus the VPC execution role under a condition.
 pub(super) fn role_of_its_own(role: &Resource) -> bool {
     let inline = role
         .properties
@@ -214,6 +215,7 @@ pub(super) fn role_of_its_own(role: &Resource) -> bool {
         .all(|arn| {
             let text = arn.to_string();
             text.contains("service-role/AWSLambdaBasicExecutionRole")
+                || text.contains(":iam::aws:policy/AWSXrayWriteOnlyAccess")
                 || (arn.get("Fn::If").is_some()
                     && text.contains("service-role/AWSLambdaVPCAccessExecutionRole"))
         });

@@ -183,6 +183,27 @@ fn each_rule_fails_on_a_template_that_breaks_it() {
             ),
         ),
         (
+            "own-metrics",
+            broken(
+                "      MetricName: RolloutsPaused\n",
+                "      MetricName: RolloutPaused\n",
+            ),
+        ),
+        (
+            "own-metrics",
+            broken(
+                "                [\"Fleetwire\", \"DuplicatesSkipped\", ",
+                "                [\"Fleetwire\", \"DuplicateSkipped\", ",
+            ),
+        ),
+        (
+            "own-metrics",
+            broken(
+                "MetricName=\\\"FirmwareOffers\\\"",
+                "MetricName=\\\"FirmwareOffer\\\"",
+            ),
+        ),
+        (
             "vpc-policy-with-vpc",
             broken(
                 "        - !If [UseMsk, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]\n",
