@@ -341,10 +341,11 @@ async fn allowing_binds_the_things_certificate_and_fails_closed_without_it() {
 }
 
 #[tokio::test]
-async fn each_decision_is_counted_by_reason_in_the_invocations_emf() {
+async fn each_decision_is_counted_and_logged_with_the_standard_keys() {
     use fleetwire::runtime::metrics::name;
     use fleetwire::testing::metrics::{counted, flushed, record};
     record();
+    let (_logs_guard, logs) = fleetwire::testing::logs::capture("fleetwire-test-function");
     let hook = hook(fixture());
     assert!(hook.handle(&event("allowed.json")).await.allow_provisioning);
     assert!(
@@ -376,4 +377,7 @@ async fn each_decision_is_counted_by_reason_in_the_invocations_emf() {
             .iter()
             .all(|d| d["function_request_id"] == "hook-request")
     );
+    let line = logs.line("provisioning decision");
+    fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
+    assert_eq!(line["device_id"], "fleet-sensor-0001", "{line}");
 }

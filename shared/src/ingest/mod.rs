@@ -267,6 +267,16 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             }
         }
 
+        // One line per reading refused, with its device: Logs Insights finds which devices
+        // send invalid data without reading the queue.
+        for letter in &letters {
+            tracing::warn!(
+                device_id = letter.device_id.as_deref().unwrap_or("-"),
+                reason = %letter.reason,
+                errors = %letter.errors.join("; "),
+                "reading dead-lettered"
+            );
+        }
         if !letters.is_empty() {
             self.dead_letters.send(&letters).await.map_err(|source| {
                 IngestError::DeadLetterUnavailable {

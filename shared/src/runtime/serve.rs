@@ -49,17 +49,24 @@ where
     Response: Serialize,
     HandleError: Into<Diagnostic> + Debug,
 {
-    logging::init();
-    metrics::init(&function_name());
+    let function = function_name();
+    logging::init(&function);
+    metrics::init(&function);
     let state = or_report(init.await).await?;
     let (state, handle) = (&state, &handle);
     let cold = std::sync::atomic::AtomicBool::new(true);
     let cold = &cold;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        if cold.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        let cold_start = cold.swap(false, std::sync::atomic::Ordering::Relaxed);
+        if cold_start {
             metrics::count(metrics::name::COLD_START, 1);
         }
         let context = event.context.clone();
+        logging::set_invocation(Some(logging::Invocation {
+            request_id: context.request_id.clone(),
+            trace_id: context.xray_trace_id.clone(),
+            cold_start,
+        }));
         // Boxed: the handler's future is as deep as its adapters, and the runtime's own
         // nesting on top of it passes rustc's layout depth limit.
         let answer = Box::pin(handle(state, event)).await;
@@ -68,6 +75,7 @@ where
             &context.request_id,
             context.xray_trace_id.as_deref(),
         );
+        logging::set_invocation(None);
         answer
     }))
     .await

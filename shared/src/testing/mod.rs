@@ -15,6 +15,7 @@ pub mod events;
 pub mod fakes;
 pub mod lifecycle;
 pub mod local_stack;
+pub mod logs;
 pub mod metrics;
 
 pub use events::event;

@@ -237,7 +237,7 @@ fn single_reading(event: &Value) -> Value {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    fleetwire::runtime::logging::init();
+    fleetwire::runtime::logging::init("sdk-floor");
     let floor = Floor::from_env(&Env::process()).await?;
     let floor = &floor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
