@@ -15,7 +15,7 @@ use crate::failed::aws::{KafkaTopicReader, KinesisStreamReader, LambdaInvoker, S
 use crate::keys::{self, GroupRef, Rotation};
 use crate::rollout::{Change, NewRollout};
 use crate::{
-    Answer, Failure, archive, device, failed, firmware, import, registry, rollout, sign_url,
+    Answer, Failure, archive, device, failed, firmware, fleet, import, registry, rollout, sign_url,
 };
 
 mod args;
@@ -64,6 +64,14 @@ async fn run_async(cli: Cli) -> Result<Answer, Failure> {
         Command::Keys(command) => run_keys(command, &deployment, &aws).await,
         Command::Failed(command) => run_failed(command, &deployment, &aws).await,
         Command::Archive(command) => run_archive(command, &deployment, &aws).await,
+        Command::Fleet(FleetCommand::Status { output }) => {
+            let registry = aws.registry(&deployment);
+            let ota = aws.ota(&deployment);
+            let entries = registry.list(None).await?;
+            let states = fleet::scan_states(&aws.dynamodb(), &deployment.state_table()).await?;
+            let rollouts = ota.list_rollouts(None).await?;
+            fleet::render(&fleet::overview(&entries, &states, &rollouts), output.json)
+        }
         Command::SignUrl(_) => unreachable!("handled before the runtime starts"),
     }
 }

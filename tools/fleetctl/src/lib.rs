@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod failed;
 pub mod firmware;
+pub mod fleet;
 pub mod import;
 pub mod keys;
 pub mod output;

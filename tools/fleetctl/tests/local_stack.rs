@@ -1459,3 +1459,51 @@ async fn the_local_archive_answers_the_named_queries_with_duckdb() {
         2,
     );
 }
+
+#[tokio::test]
+async fn fleet_status_counts_a_models_devices_and_who_is_online() {
+    let sdk = sdk().await;
+    let model = unique_id("model-glance").to_lowercase();
+    let (serial, thing) = (
+        unique_id("SN-GLANCE"),
+        unique_id("car-glance").to_lowercase(),
+    );
+    run(
+        &[
+            "registry",
+            "add",
+            &serial,
+            "--model",
+            &model,
+            "--thing-name",
+            &thing,
+        ],
+        0,
+    );
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .put_item()
+        .table_name(env("STATE_TABLE"))
+        .item(
+            "device_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(thing.clone()),
+        )
+        .item(
+            "online",
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fleet = run_json(&["fleet", "status", "--json"], 0);
+    let row = fleet["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == json!(model))
+        .unwrap_or_else(|| panic!("no row for {model}: {fleet}"));
+    assert_eq!(row["allowed"], 1);
+    assert_eq!(row["online"], 1);
+    assert_eq!(row["offline"], 0);
+    let text = run(&["fleet", "status"], 0);
+    assert!(text.contains(&model), "{text}");
+}

@@ -44,6 +44,9 @@ pub(super) enum Command {
     /// processor.
     #[command(subcommand)]
     Failed(FailedCommand),
+    /// The fleet at a glance: devices by model and status, online now, each rollout.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// The archive's named queries: in Athena, or with DuckDB on the local stack.
     #[command(subcommand)]
     Archive(ArchiveCommand),
@@ -224,6 +227,16 @@ pub(super) enum DeviceCommand {
     Show {
         /// Thing name or serial.
         id: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum FleetCommand {
+    /// Per model: serials by Registry status and devices online now; every rollout with
+    /// its reach, outcomes and status.
+    Status {
         #[command(flatten)]
         output: JsonFlag,
     },
