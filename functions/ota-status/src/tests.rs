@@ -283,14 +283,14 @@ async fn outcomes_and_a_pause_are_counted_in_the_invocations_emf() {
     use fleetwire::runtime::metrics::name;
     use fleetwire::testing::metrics::{counted, flushed, record};
     record();
-    let (_logs_guard, logs) = fleetwire::testing::logs::capture("fleetwire-test-function");
+    let logs = fleetwire::testing::logs::capture("fleetwire-test-function");
     let f = function(rollout(2, 0.2), 2).await;
     f.handle(&report(0, "failed"), NOW).await.unwrap();
     f.handle(&report(1, "failed"), NOW).await.unwrap();
     let documents = flushed("ota-request", None);
     assert!(counted(&documents, name::OTA_OUTCOMES, Some(("Status", "failed"))) >= 2);
     assert!(counted(&documents, name::ROLLOUTS_PAUSED, None) >= 1);
-    let line = logs.line("OTA outcome recorded");
+    let line = logs.line("OTA outcome recorded", None);
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
     assert!(line["device_id"].is_string(), "{line}");
 }

@@ -598,7 +598,7 @@ async fn processed_records_and_duplicates_are_counted_in_the_invocations_emf() {
     use fleetwire::runtime::metrics::name;
     use fleetwire::testing::metrics::{counted, flushed, record};
     record();
-    let (_logs_guard, logs) = fleetwire::testing::logs::capture("fleetwire-test-function");
+    let logs = fleetwire::testing::logs::capture("fleetwire-test-function");
     let p = processor();
     let batch: Vec<InputRecord> = (0..3)
         .map(|m| input("shard-0", m as usize, &reading("car-m", m * 10, 21.0)))
@@ -608,6 +608,6 @@ async fn processed_records_and_duplicates_are_counted_in_the_invocations_emf() {
     let documents = flushed("processor-request", None);
     assert!(counted(&documents, name::RECORDS_PROCESSED, None) >= 3);
     assert!(counted(&documents, name::DUPLICATES_SKIPPED, None) >= 3);
-    let line = logs.line("batch processed");
+    let line = logs.line("batch processed", None);
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
 }

@@ -465,12 +465,12 @@ async fn answers_and_readings_are_counted_in_the_invocations_emf() {
     use fleetwire::runtime::metrics::name;
     use fleetwire::testing::metrics::{counted, flushed, record};
     record();
-    let (_logs_guard, logs) = fleetwire::testing::logs::capture("fleetwire-test-function");
+    let logs = fleetwire::testing::logs::capture("fleetwire-test-function");
     let entry = entry();
     assert_eq!(send(&entry, &event("device-token.json")).await.status, 202);
     let documents = flushed("http-request", None);
     assert!(counted(&documents, name::HTTP_ANSWERS, Some(("Status", "202"))) >= 1);
     assert!(counted(&documents, name::READINGS_ACCEPTED, None) >= 1);
-    let line = logs.line("telemetry request answered");
+    let line = logs.line("telemetry request answered", None);
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
 }

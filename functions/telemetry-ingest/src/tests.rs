@@ -372,7 +372,7 @@ async fn accepted_and_rejected_readings_are_counted_in_the_invocations_emf() {
     use fleetwire::runtime::metrics::name;
     use fleetwire::testing::metrics::{counted, flushed, record};
     record();
-    let (_logs_guard, logs) = fleetwire::testing::logs::capture("fleetwire-test-function");
+    let logs = fleetwire::testing::logs::capture("fleetwire-test-function");
     let ingest = ingest();
     handle(&ingest, &event("valid-reading.json"), NOW)
         .await
@@ -384,7 +384,7 @@ async fn accepted_and_rejected_readings_are_counted_in_the_invocations_emf() {
     assert!(counted(&documents, name::READINGS_ACCEPTED, None) >= 1);
     assert!(counted(&documents, name::READINGS_REJECTED, None) >= 1);
     assert!(counted(&documents, name::READINGS_DEAD_LETTERED, None) >= 1);
-    let line = logs.line("reading dead-lettered");
+    let line = logs.line("reading dead-lettered", None);
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
     assert!(line["device_id"].is_string(), "{line}");
 }

@@ -1,13 +1,14 @@
-//! A function's log lines in a test, as its JSON formatter writes them: [`capture`] installs
-//! the formatter for the current thread (a `#[tokio::test]` runs on one) and names an
-//! invocation; [`Captured::lines`] parses what was written.
+//! A function's log lines in a test, as its JSON formatter writes them: [`capture`] makes
+//! the formatter the process's subscriber (once; a subscriber scoped to one test's thread
+//! misses events when tests run in parallel, as tracing caches each call site's interest
+//! for the whole process) and names an invocation; [`Captured::line`] finds a line among
+//! everything the process's tests logged.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lambda_runtime::tracing::subscriber;
 use serde_json::Value;
-use tracing::subscriber::DefaultGuard;
 
 use crate::runtime::logging::{Invocation, PowertoolsJson, set_invocation};
 
@@ -41,33 +42,42 @@ impl Captured {
             .collect()
     }
 
-    /// The first line whose message is `message`.
-    pub fn line(&self, message: &str) -> Value {
+    /// The first line whose message is `message` and whose `key` is `value` (any, when
+    /// `None`).
+    pub fn line(&self, message: &str, field: Option<(&str, &str)>) -> Value {
         let lines = self.lines();
         lines
             .iter()
-            .find(|l| l["message"] == message)
+            .find(|l| l["message"] == message && field.is_none_or(|(k, v)| l[k] == v))
             .cloned()
-            .unwrap_or_else(|| panic!("no line {message:?} in {lines:#?}"))
+            .unwrap_or_else(|| panic!("no line {message:?} with {field:?} in {lines:#?}"))
     }
 }
 
-/// Installs the JSON formatter of `service` on this thread until the guard drops.
-pub fn capture(service: &str) -> (DefaultGuard, Captured) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = subscriber::fmt()
-        .event_format(PowertoolsJson {
-            service: service.to_owned(),
-        })
-        .with_writer(move || writer.clone())
-        .finish();
+static CAPTURED: OnceLock<Captured> = OnceLock::new();
+
+/// Makes the JSON formatter of `service` the process's subscriber (the first call's
+/// `service` stays) and returns what it writes.
+pub fn capture(service: &str) -> &'static Captured {
+    let captured = CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = subscriber::fmt()
+            .event_format(PowertoolsJson {
+                service: service.to_owned(),
+            })
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test sets the process's subscriber");
+        captured
+    });
     set_invocation(Some(Invocation {
         request_id: REQUEST_ID.into(),
         trace_id: None,
         cold_start: false,
     }));
-    (tracing::subscriber::set_default(subscriber), captured)
+    captured
 }
 
 /// Checks the keys every line of a function carries.
