@@ -975,14 +975,99 @@ fn given_up(shard: &str, first: &str, last: &str, size: usize, stream_arn: &str)
     .to_string()
 }
 
-#[tokio::test]
-async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often() {
+/// Three readings of one device an hour ago, ten seconds apart, as the ingest writes them.
+fn three_readings(device: &str) -> Vec<fleetwire::domain::telemetry::EnrichedRecord> {
+    use fleetwire::domain::telemetry::{EnrichedRecord, TelemetryRecord, TimestampLimits};
+    let at = OffsetDateTime::now_utc().replace_second(0).unwrap() - time::Duration::hours(1);
+    (0..3)
+        .map(|n| {
+            let value = json!({"device_id": device, "timestamp": (at.unix_timestamp() + n * 10) * 1000,
+                "temperature": 20.0 + n as f64, "humidity": 40, "pressure": 1000,
+                "location": {"latitude": 37.5, "longitude": 127.0}});
+            EnrichedRecord::new(
+                TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap(),
+                at,
+            )
+        })
+        .collect()
+}
+
+/// Puts the failure `record` in the queue and re-drives it, twice: both times fleetctl
+/// lists it as `kind` (its description names `marker`), the batch goes through the
+/// processor, and the summary of the readings' hour counts each of the three once; then
+/// the message is gone.
+async fn redriven_twice_counted_once(
+    sdk: &aws_types::SdkConfig,
+    record: &str,
+    marker: &str,
+    kind: &str,
+    readings: &[fleetwire::domain::telemetry::EnrichedRecord],
+) {
     use fleetwire::adapters::DynamoProcessing;
     use fleetwire::domain::processing::{ProcessingStore, hour_key};
-    use fleetwire::domain::telemetry::{
-        DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits,
-    };
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let processing = DynamoProcessing::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        env("STATE_TABLE"),
+        env("SUMMARIES_TABLE"),
+        env("PROCESSED_RECORDS_TABLE"),
+        Duration::from_secs(86_400),
+    );
+    let id = readings[0].reading.device_id.clone();
+    let hour = hour_key(&readings[0]);
+    for round in 0..2 {
+        sqs.send_message()
+            .queue_url(env("FAILED_EVENTS_QUEUE_URL"))
+            .message_body(record)
+            .send()
+            .await
+            .unwrap();
+        let listed = run_json(&["failed", "list", "--json"], 0);
+        assert_eq!(report_naming(&listed, marker)["kind"], kind);
 
+        let reports = run_json(&["failed", "redrive", "--json"], 0);
+        let report = report_naming(&reports, marker);
+        assert_eq!(report["outcome"], "done", "round {round}: {report}");
+        assert_eq!(report["records"], 3);
+        let summary = processing.summary(&id, &hour).await.unwrap().unwrap();
+        assert_eq!(
+            summary.record_count, 3,
+            "round {round}: each reading counted once"
+        );
+    }
+    let left = run_json(&["failed", "list", "--json"], 0);
+    assert!(
+        !left.to_string().contains(marker),
+        "a re-driven batch leaves the queue: {left}"
+    );
+}
+
+/// Deletes the queue's messages whose body holds `marker`: a test leaves the queue as it
+/// found it.
+async fn remove_messages(sdk: &aws_types::SdkConfig, marker: &str) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = env("FAILED_EVENTS_QUEUE_URL");
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    for message in received.messages.unwrap_or_default() {
+        if message.body().unwrap_or_default().contains(marker) {
+            sqs.delete_message()
+                .queue_url(&queue)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often() {
     let _turn = FAILED_QUEUE.lock().await;
     let sdk = sdk().await;
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
@@ -1001,70 +1086,24 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
 
     // Three readings of one device on the stream, as the ingest writes them.
     let device = unique_id("car-redrive").to_lowercase();
-    let at = OffsetDateTime::now_utc().replace_second(0).unwrap() - time::Duration::hours(1);
-    let mut readings = Vec::new();
+    let readings = three_readings(&device);
     let (mut shard, mut sequences) = (String::new(), Vec::new());
-    for n in 0..3 {
-        let value = json!({"device_id": device, "timestamp": (at.unix_timestamp() + n * 10) * 1000,
-            "temperature": 20.0 + n as f64, "humidity": 40, "pressure": 1000,
-            "location": {"latitude": 37.5, "longitude": 127.0}});
-        let reading = EnrichedRecord::new(
-            TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap(),
-            at,
-        );
+    for reading in &readings {
         let put = kinesis
             .put_record()
             .stream_name(&stream)
             .partition_key(&device)
             .data(aws_sdk_kinesis::primitives::Blob::new(
-                serde_json::to_vec(&reading).unwrap(),
+                serde_json::to_vec(reading).unwrap(),
             ))
             .send()
             .await
             .unwrap();
         shard = put.shard_id;
         sequences.push(put.sequence_number);
-        readings.push(reading);
     }
     let record = given_up(&shard, &sequences[0], &sequences[2], 3, &stream_arn);
-    let processing = DynamoProcessing::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        env("STATE_TABLE"),
-        env("SUMMARIES_TABLE"),
-        env("PROCESSED_RECORDS_TABLE"),
-        Duration::from_secs(86_400),
-    );
-    let id = DeviceId::parse(&device).unwrap();
-    let hour = hour_key(&readings[0]);
-
-    for round in 0..2 {
-        sqs.send_message()
-            .queue_url(&queue)
-            .message_body(&record)
-            .send()
-            .await
-            .unwrap();
-        let listed = run_json(&["failed", "list", "--json"], 0);
-        assert_eq!(
-            report_naming(&listed, &sequences[0])["kind"],
-            "stream-batch"
-        );
-
-        let reports = run_json(&["failed", "redrive", "--json"], 0);
-        let report = report_naming(&reports, &sequences[0]);
-        assert_eq!(report["outcome"], "done", "round {round}: {report}");
-        assert_eq!(report["records"], 3);
-        let summary = processing.summary(&id, &hour).await.unwrap().unwrap();
-        assert_eq!(
-            summary.record_count, 3,
-            "round {round}: each reading counted once"
-        );
-    }
-    let left = run_json(&["failed", "list", "--json"], 0);
-    assert!(
-        !left.to_string().contains(&sequences[0]),
-        "a re-driven batch leaves the queue: {left}"
-    );
+    redriven_twice_counted_once(&sdk, &record, &sequences[0], "stream-batch", &readings).await;
 
     // A batch the stream cannot give back stays in the queue, and the command says so.
     let missing_shard = unique_id("shardId-gone");
@@ -1087,25 +1126,7 @@ async fn a_given_up_batch_is_redriven_through_the_processor_once_however_often()
         listed.to_string().contains(&missing_shard),
         "kept: {listed}"
     );
-
-    // Leave the queue as it was found.
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    for message in received.messages.unwrap_or_default() {
-        if message.body().unwrap_or_default().contains(&missing_shard) {
-            sqs.delete_message()
-                .queue_url(&queue)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    remove_messages(&sdk, &missing_shard).await;
 }
 
 /// The record Lambda writes to the failed-events queue when it gives up on a Kafka batch
@@ -1132,11 +1153,6 @@ fn given_up_kafka(bootstrap: &str, partition: &str, first: i64, last: i64, size:
 
 #[tokio::test]
 async fn a_given_up_kafka_batch_is_redriven_through_the_processor_once_however_often() {
-    use fleetwire::adapters::DynamoProcessing;
-    use fleetwire::domain::processing::{ProcessingStore, hour_key};
-    use fleetwire::domain::telemetry::{
-        DeviceId, EnrichedRecord, TelemetryRecord, TimestampLimits,
-    };
     use rskafka::client::partition::{Compression, UnknownTopicHandling};
 
     let _turn = FAILED_QUEUE.lock().await;
@@ -1155,18 +1171,7 @@ async fn a_given_up_kafka_batch_is_redriven_through_the_processor_once_however_o
 
     // Three readings of one device on partition 0 of the topic, as the ingest writes them.
     let device = unique_id("car-kredrive").to_lowercase();
-    let at = OffsetDateTime::now_utc().replace_second(0).unwrap() - time::Duration::hours(1);
-    let readings: Vec<EnrichedRecord> = (0..3)
-        .map(|n| {
-            let value = json!({"device_id": device, "timestamp": (at.unix_timestamp() + n * 10) * 1000,
-                "temperature": 20.0 + n as f64, "humidity": 40, "pressure": 1000,
-                "location": {"latitude": 37.5, "longitude": 127.0}});
-            EnrichedRecord::new(
-                TelemetryRecord::validate(&value, at, &TimestampLimits::default()).unwrap(),
-                at,
-            )
-        })
-        .collect();
+    let readings = three_readings(&device);
     let offsets = partition
         .produce(
             readings
@@ -1185,41 +1190,7 @@ async fn a_given_up_kafka_batch_is_redriven_through_the_processor_once_however_o
     let key = format!("{topic}-0");
     let marker = format!("{key} from offset {} to {}", offsets[0], offsets[2]);
     let record = given_up_kafka(&bootstrap, &key, offsets[0], offsets[2], 3);
-    let processing = DynamoProcessing::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        env("STATE_TABLE"),
-        env("SUMMARIES_TABLE"),
-        env("PROCESSED_RECORDS_TABLE"),
-        Duration::from_secs(86_400),
-    );
-    let id = DeviceId::parse(&device).unwrap();
-    let hour = hour_key(&readings[0]);
-
-    for round in 0..2 {
-        sqs.send_message()
-            .queue_url(&queue)
-            .message_body(&record)
-            .send()
-            .await
-            .unwrap();
-        let listed = run_json(&["failed", "list", "--json"], 0);
-        assert_eq!(report_naming(&listed, &marker)["kind"], "kafka-batch");
-
-        let reports = run_json(&["failed", "redrive", "--json"], 0);
-        let report = report_naming(&reports, &marker);
-        assert_eq!(report["outcome"], "done", "round {round}: {report}");
-        assert_eq!(report["records"], 3);
-        let summary = processing.summary(&id, &hour).await.unwrap().unwrap();
-        assert_eq!(
-            summary.record_count, 3,
-            "round {round}: each reading counted once"
-        );
-    }
-    let left = run_json(&["failed", "list", "--json"], 0);
-    assert!(
-        !left.to_string().contains(&marker),
-        "a re-driven batch leaves the queue: {left}"
-    );
+    redriven_twice_counted_once(&sdk, &record, &marker, "kafka-batch", &readings).await;
 
     // Offsets the topic has not reached: the batch stays in the queue, and the command
     // says so.
@@ -1233,29 +1204,7 @@ async fn a_given_up_kafka_batch_is_redriven_through_the_processor_once_however_o
         .unwrap();
     let reports = run_json(&["failed", "redrive", "--json"], 1);
     assert_eq!(report_naming(&reports, &missing)["outcome"], "failed");
-
-    // Leave the queue as it was found.
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    for message in received.messages.unwrap_or_default() {
-        if message
-            .body()
-            .unwrap_or_default()
-            .contains(&beyond.to_string())
-        {
-            sqs.delete_message()
-                .queue_url(&queue)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    remove_messages(&sdk, &beyond.to_string()).await;
 }
 
 /// Runs fleetctl with `vars` added to the environment; expects `code`; stdout as JSON

@@ -143,27 +143,9 @@ impl Archive {
                         self.inner.delivery.logical_id
                     )
                 })?;
-                let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_owned()])
-                    .build()
-                    .await
-                    .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
-                let listed = client
-                    .list_topics()
-                    .await
-                    .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
-                let found = listed
-                    .iter()
-                    .find(|t| &t.name == topic)
-                    .ok_or_else(|| format!("Kafka topic {topic} does not exist on {bootstrap}"))?;
-                for partition in found.partitions.clone() {
-                    let partition_client = client
-                        .partition_client(
-                            topic.clone(),
-                            partition,
-                            rskafka::client::partition::UnknownTopicHandling::Retry,
-                        )
-                        .await
-                        .map_err(|e| format!("Kafka {topic}-{partition}: {e}"))?;
+                for partition_client in
+                    crate::esm::kafka::partition_clients(bootstrap, topic).await?
+                {
                     let archive = self.clone();
                     tokio::spawn(
                         async move { archive.read_partition(partition_client, start).await },

@@ -25,27 +25,8 @@ impl Esm {
         let Source::Kafka { topics, arn } = mapping.source.clone() else {
             return Err("not a Kafka mapping".into());
         };
-        let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_owned()])
-            .build()
-            .await
-            .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
-        let listed = client
-            .list_topics()
-            .await
-            .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
         for topic in topics {
-            let Some(found) = listed.iter().find(|t| t.name == topic) else {
-                return Err(format!("Kafka topic {topic} does not exist on {bootstrap}"));
-            };
-            for partition in &found.partitions {
-                let partition_client = client
-                    .partition_client(
-                        topic.clone(),
-                        *partition,
-                        rskafka::client::partition::UnknownTopicHandling::Retry,
-                    )
-                    .await
-                    .map_err(|e| format!("Kafka {topic}-{partition}: {e}"))?;
+            for partition_client in partition_clients(bootstrap, &topic).await? {
                 let poller = KafkaPoller {
                     esm: self.clone(),
                     client: partition_client,
@@ -59,6 +40,39 @@ impl Esm {
         }
         Ok(())
     }
+}
+
+/// A client of every partition of `topic` on the local broker: what the mappings and the
+/// archive each read a topic with.
+pub(crate) async fn partition_clients(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<Vec<rskafka::client::partition::PartitionClient>, String> {
+    let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_owned()])
+        .build()
+        .await
+        .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
+    let listed = client
+        .list_topics()
+        .await
+        .map_err(|e| format!("Kafka {bootstrap}: {e}"))?;
+    let Some(found) = listed.iter().find(|t| t.name == topic) else {
+        return Err(format!("Kafka topic {topic} does not exist on {bootstrap}"));
+    };
+    let mut clients = Vec::with_capacity(found.partitions.len());
+    for partition in &found.partitions {
+        clients.push(
+            client
+                .partition_client(
+                    topic.to_owned(),
+                    *partition,
+                    rskafka::client::partition::UnknownTopicHandling::Retry,
+                )
+                .await
+                .map_err(|e| format!("Kafka {topic}-{partition}: {e}"))?,
+        );
+    }
+    Ok(clients)
 }
 
 /// One record of a Kafka (MSK) event, as Lambda shapes it.

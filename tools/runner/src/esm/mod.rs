@@ -12,7 +12,7 @@
 //! and a `KafkaBatchInfo` record.
 
 mod delivery;
-mod kafka;
+pub(crate) mod kafka;
 mod kinesis;
 mod status;
 
