@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parquet::basic::Compression;
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::data_type::{
+    BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int32Type, Int64Type,
+};
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::parser::parse_message_type;
 use serde_json::{Map, Value};
 
@@ -190,61 +192,34 @@ impl Converter {
         while let Some(mut column) = group.next_column()? {
             let defs: Vec<i16> = rows.iter().map(|row| row[index].0).collect();
             let values = rows.iter().filter_map(|row| row[index].1.clone());
+            // The values of one variant, as the column's physical type takes them.
+            macro_rules! of {
+                ($variant:ident, $into:expr) => {
+                    values
+                        .filter_map(|v| match v {
+                            Leaf::$variant(x) => Some($into(x)),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                };
+            }
             match &self.leaves[index].kind {
-                ColumnType::String => {
-                    let values: Vec<ByteArray> = values
-                        .filter_map(|v| match v {
-                            Leaf::String(bytes) => Some(ByteArray::from(bytes)),
-                            _ => None,
-                        })
-                        .collect();
-                    column
-                        .typed::<ByteArrayType>()
-                        .write_batch(&values, Some(&defs), None)?;
-                }
+                ColumnType::String => write_leaves::<ByteArrayType>(
+                    &mut column,
+                    &of!(String, ByteArray::from),
+                    &defs,
+                )?,
                 ColumnType::Double => {
-                    let values: Vec<f64> = values
-                        .filter_map(|v| match v {
-                            Leaf::Double(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect();
-                    column
-                        .typed::<DoubleType>()
-                        .write_batch(&values, Some(&defs), None)?;
+                    write_leaves::<DoubleType>(&mut column, &of!(Double, f64::from), &defs)?
                 }
                 ColumnType::Int => {
-                    let values: Vec<i32> = values
-                        .filter_map(|v| match v {
-                            Leaf::Int(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect();
-                    column
-                        .typed::<Int32Type>()
-                        .write_batch(&values, Some(&defs), None)?;
+                    write_leaves::<Int32Type>(&mut column, &of!(Int, i32::from), &defs)?
                 }
                 ColumnType::BigInt => {
-                    let values: Vec<i64> = values
-                        .filter_map(|v| match v {
-                            Leaf::BigInt(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect();
-                    column
-                        .typed::<Int64Type>()
-                        .write_batch(&values, Some(&defs), None)?;
+                    write_leaves::<Int64Type>(&mut column, &of!(BigInt, i64::from), &defs)?
                 }
                 ColumnType::Boolean => {
-                    let values: Vec<bool> = values
-                        .filter_map(|v| match v {
-                            Leaf::Boolean(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect();
-                    column
-                        .typed::<BoolType>()
-                        .write_batch(&values, Some(&defs), None)?;
+                    write_leaves::<BoolType>(&mut column, &of!(Boolean, bool::from), &defs)?
                 }
                 ColumnType::Struct(_) => unreachable!("a leaf is never a struct"),
             }
@@ -255,6 +230,16 @@ impl Converter {
         writer.close()?;
         Ok(out)
     }
+}
+
+/// One leaf column's present values, with every row's definition level.
+fn write_leaves<T: DataType>(
+    column: &mut SerializedColumnWriter<'_>,
+    values: &[T::T],
+    defs: &[i16],
+) -> parquet::errors::Result<()> {
+    column.typed::<T>().write_batch(values, Some(defs), None)?;
+    Ok(())
 }
 
 fn collect_leaves(
