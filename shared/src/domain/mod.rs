@@ -3,6 +3,7 @@
 
 pub mod dead_letter;
 pub mod device_state;
+pub mod fleet;
 pub mod idempotency;
 pub mod ota;
 pub mod presence;

@@ -3,7 +3,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
+use fleetwire::adapters::dynamodb::fleet::scan_presence;
 use fleetwire::cloudfront::KeyAlgorithm;
+use fleetwire::domain::fleet::overview;
 use time::OffsetDateTime;
 
 use crate::archive::athena::Athena;
@@ -68,9 +70,9 @@ async fn run_async(cli: Cli) -> Result<Answer, Failure> {
             let registry = aws.registry(&deployment);
             let ota = aws.ota(&deployment);
             let entries = registry.list(None).await?;
-            let states = fleet::scan_states(&aws.dynamodb(), &deployment.state_table()).await?;
+            let states = scan_presence(&aws.dynamodb(), &deployment.state_table()).await?;
             let rollouts = ota.list_rollouts(None).await?;
-            fleet::render(&fleet::overview(&entries, &states, &rollouts), output.json)
+            fleet::render(&overview(&entries, &states, &rollouts), output.json)
         }
         Command::SignUrl(_) => unreachable!("handled before the runtime starts"),
     }

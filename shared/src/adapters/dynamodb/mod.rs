@@ -4,6 +4,7 @@
 mod batch;
 pub mod conditional;
 pub mod device_state;
+pub mod fleet;
 pub mod idempotency;
 pub mod item;
 pub mod ota;
