@@ -1,5 +1,7 @@
 //! The runner's own API, on the IoT data plane's port:
 //!
+//! - `GET /`: the fleet's dashboard, a page that asks `GET /runner/fleet` for its figures
+//!   ([`Dashboard`]);
 //! - `GET /runner/status`: connections, per-rule counters and the event source mappings'
 //!   positions, so a test or the demo knows when everything sent has been handled;
 //! - `POST /runner/tokens`: a device token for the local HTTP API's JWT routes, with the
@@ -19,8 +21,9 @@ use serde_json::json;
 
 use crate::apigw::LocalHttpApi;
 use crate::archive::Archive;
+use crate::dashboard::{Dashboard, PAGE};
 use crate::esm::MappingControl;
-use crate::http::{Reply, aws_error, json_reply};
+use crate::http::{Reply, aws_error, json_reply, reply};
 use crate::iot::data_plane::{DataPlane, TOPICS};
 use crate::iot::hub::Connections;
 
@@ -33,22 +36,21 @@ pub struct RunnerApi {
     pub http_api: Arc<LocalHttpApi>,
     /// The Firehose delivery streams the runner plays.
     pub archives: Vec<Archive>,
+    pub dashboard: Dashboard,
 }
 
 impl RunnerApi {
     pub async fn handle(self, request: Request<Incoming>, _peer: SocketAddr) -> Reply {
         let path = request.uri().path().to_owned();
         match (request.method(), path.as_str()) {
-            (&Method::GET, "/runner/status") => json_reply(
-                StatusCode::OK,
-                &json!({
-                    "connections": self.connections.len(),
-                    "rules": self.data_plane.router.rules().status(),
-                    "mappings_enabled": self.mappings.enabled().await,
-                    "mappings": self.mappings.status(),
-                    "archive": self.archives.iter().map(Archive::status).collect::<Vec<_>>(),
-                }),
-            ),
+            (&Method::GET, "/runner/status") => json_reply(StatusCode::OK, &self.status().await),
+            (&Method::GET, "/") => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE),
+            (&Method::GET, "/runner/fleet") => {
+                let now_ms =
+                    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+                let fleet = self.dashboard.fleet(self.status().await, now_ms).await;
+                json_reply(StatusCode::OK, &fleet)
+            }
             (&Method::POST, "/runner/archive/flush") => {
                 let mut flushed = Vec::new();
                 for archive in &self.archives {
@@ -76,9 +78,19 @@ impl RunnerApi {
             _ => aws_error(
                 StatusCode::NOT_FOUND,
                 "ResourceNotFoundException",
-                "the local IoT data plane serves POST /topics/{topic} (and GET /runner/status, POST /runner/tokens)",
+                "the local IoT data plane serves POST /topics/{topic} (and GET /, GET /runner/status, GET /runner/fleet, POST /runner/tokens)",
             ),
         }
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        json!({
+            "connections": self.connections.len(),
+            "rules": self.data_plane.router.rules().status(),
+            "mappings_enabled": self.mappings.enabled().await,
+            "mappings": self.mappings.status(),
+            "archive": self.archives.iter().map(Archive::status).collect::<Vec<_>>(),
+        })
     }
 
     async fn issue_token(&self, request: Request<Incoming>) -> Reply {

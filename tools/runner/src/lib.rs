@@ -11,12 +11,14 @@
 //! - [`apigw`]: the API Gateway HTTP API and its JWT authorizer;
 //! - [`cloudfront`]: the firmware distribution and its signed URLs;
 //! - [`control`]: the runner's own API (status, tokens, mappings);
+//! - [`dashboard`]: the fleet as a page, from the functions' EMF metrics and the tables;
 //! - [`wiring`]: what template.yaml wires together, read once at start; [`start`] starts it.
 
 pub mod apigw;
 pub mod archive;
 pub mod cloudfront;
 pub mod control;
+pub mod dashboard;
 pub mod esm;
 pub mod http;
 pub mod iot;

@@ -16,6 +16,8 @@ use crate::apigw::{LocalHttpApi, LocalIssuer};
 use crate::archive::Archive;
 use crate::cloudfront::{LocalCloudFront, TrustedKeys};
 use crate::control::RunnerApi;
+use crate::dashboard::emf::MetricTotals;
+use crate::dashboard::{Dashboard, FleetTables};
 use crate::esm::{Esm, EsmStatus, MappingControl, StartAt};
 use crate::http::serve;
 use crate::iot::data_plane::DataPlane;
@@ -84,9 +86,38 @@ pub struct RunArgs {
     /// Invokes of one function at once (match `cargo lambda watch --concurrency`).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// The functions' log (`cargo lambda watch`'s output), whose EMF documents the
+    /// dashboard reads as CloudWatch would.
+    #[arg(long)]
+    pub function_log: Option<std::path::PathBuf>,
+    /// The fleet's tables, for the dashboard.
+    #[arg(long, env = "REGISTRY_TABLE")]
+    pub registry_table: Option<String>,
+    #[arg(long, env = "STATE_TABLE")]
+    pub state_table: Option<String>,
+    #[arg(long, env = "SUMMARIES_TABLE")]
+    pub summaries_table: Option<String>,
+    #[arg(long, env = "FIRMWARE_TABLE")]
+    pub firmware_table: Option<String>,
+    #[arg(long, env = "ROLLOUTS_TABLE")]
+    pub rollouts_table: Option<String>,
+    #[arg(long, env = "OTA_HISTORY_TABLE")]
+    pub ota_history_table: Option<String>,
     /// Seconds before each retry of a failed asynchronous invoke (Lambda: about 60, 120).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub async_retry_delays: Vec<u64>,
+}
+
+/// The fleet's tables, when every one is named.
+fn fleet_tables(args: &RunArgs) -> Option<FleetTables> {
+    Some(FleetTables {
+        registry: args.registry_table.clone()?,
+        state: args.state_table.clone()?,
+        summaries: args.summaries_table.clone()?,
+        firmware: args.firmware_table.clone()?,
+        rollouts: args.rollouts_table.clone()?,
+        ota_history: args.ota_history_table.clone()?,
+    })
 }
 
 pub fn region() -> String {
@@ -265,6 +296,19 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
             http_api.clone().handle(request, peer)
         }));
     }
+    let metrics = MetricTotals::new(fleetwire::runtime::metrics::NAMESPACE);
+    if let Some(log) = &args.function_log {
+        tokio::spawn(
+            metrics
+                .clone()
+                .follow(log.clone(), Duration::from_millis(500)),
+        );
+    }
+    let dashboard = Dashboard::new(
+        metrics,
+        aws_sdk_dynamodb::Client::new(&sdk),
+        fleet_tables(&args),
+    );
     let runner_api = RunnerApi {
         data_plane: DataPlane {
             router: router.clone(),
@@ -273,6 +317,7 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         mappings: control.clone(),
         http_api,
         archives,
+        dashboard,
     };
     tokio::spawn(serve(http, move |request, peer| {
         runner_api.clone().handle(request, peer)
