@@ -262,12 +262,13 @@ impl Report {
         broken
     }
 
+    /// The report as an aligned table: one row per figure, grouped by section, values
+    /// right-aligned (fractions to one decimal).
     pub fn render(&self) -> String {
-        let mut out = format!(
-            "fleet-sim run {} ({}, {:.0} s)\n",
-            self.run, self.backend, self.duration_s
-        );
-        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        // Serialized to text, the figures keep their fields' order, which a `Value` would not.
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let value: BTreeMap<String, Ordered> = serde_json::from_str(&text).unwrap_or_default();
+        let mut rows: Vec<(&str, String, String)> = Vec::new();
         for section in [
             "devices",
             "telemetry",
@@ -277,19 +278,89 @@ impl Report {
             "latency_ms",
             "throughput",
         ] {
-            if let Some(fields) = value[section].as_object() {
-                let line = fields
-                    .iter()
-                    .map(|(k, v)| match v.as_f64() {
-                        Some(f) if f.fract() != 0.0 => format!("{k} {f:.1}"),
-                        _ => format!("{k} {v}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                out.push_str(&format!("  {section:<11} {line}\n"));
+            if let Some(Ordered(fields)) = value.get(section) {
+                for (i, (name, v)) in fields.iter().enumerate() {
+                    let shown = match v.as_f64() {
+                        Some(f) if f.fract() != 0.0 => format!("{f:.1}"),
+                        _ if v.is_null() => "-".to_owned(),
+                        _ => v.to_string(),
+                    };
+                    rows.push((if i == 0 { section } else { "" }, name.clone(), shown));
+                }
             }
         }
+        let width = |column: fn(&(&str, String, String)) -> usize, title: &str| {
+            rows.iter().map(column).max().unwrap_or(0).max(title.len())
+        };
+        let section_width = width(|r| r.0.len(), "SECTION");
+        let name_width = width(|r| r.1.len(), "FIGURE");
+        let value_width = width(|r| r.2.len(), "VALUE");
+        let mut out = format!(
+            "fleet-sim run {} ({}, {:.0} s)\n\n{:<section_width$}  {:<name_width$}  {:>value_width$}\n",
+            self.run, self.backend, self.duration_s, "SECTION", "FIGURE", "VALUE"
+        );
+        for (section, name, shown) in &rows {
+            if !section.is_empty() && out.lines().count() > 3 {
+                out.push('\n');
+            }
+            out.push_str(&format!(
+                "{section:<section_width$}  {name:<name_width$}  {shown:>value_width$}\n"
+            ));
+        }
         out
+    }
+}
+
+/// A JSON object's members in the order they were written (a section of the report), or
+/// nothing for any other value.
+#[derive(Default)]
+struct Ordered(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Ordered(members))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Ordered, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Ordered::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
+                Ok(Ordered::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
+                Ok(Ordered::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
+                Ok(Ordered::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
+                Ok(Ordered::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
+                Ok(Ordered::default())
+            }
+            fn visit_unit<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::default())
+            }
+        }
+        deserializer.deserialize_any(Members)
     }
 }
 
@@ -467,6 +538,61 @@ mod tests {
         assert_eq!(mismatches(&expected, &[row(2, 50.0)]), 0);
         assert_eq!(mismatches(&expected, &[row(1, 20.0)]), 1);
         assert_eq!(mismatches(&expected, &[]), 1, "a missing row");
+    }
+
+    #[test]
+    fn the_report_prints_as_a_table_in_the_fields_order_with_aligned_values() {
+        let report = Report {
+            run: "abc123".into(),
+            backend: "kinesis".into(),
+            duration_s: 15.2,
+            devices: Devices {
+                requested: 20,
+                provisioned: 18,
+                denied: 2,
+                ..Devices::default()
+            },
+            latency_ms: Latency {
+                p50: Some(812.25),
+                p95: None,
+                p99: Some(1200.0),
+                samples: 40,
+            },
+            ..Report::default()
+        };
+        let text = report.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "fleet-sim run abc123 (kinesis, 15 s)");
+        let rows: Vec<&str> = lines[2..]
+            .iter()
+            .copied()
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert!(
+            rows[0].starts_with("SECTION") && rows[0].ends_with("VALUE"),
+            "{text}"
+        );
+        let width = rows[0].len();
+        assert!(
+            rows.iter().all(|r| r.len() == width),
+            "every row ends in one column:\n{text}"
+        );
+        let figures: Vec<(&str, &str)> = rows[1..]
+            .iter()
+            .map(|r| {
+                let mut words = r.split_whitespace().rev();
+                let value = words.next().unwrap();
+                (words.next().unwrap(), value)
+            })
+            .collect();
+        assert_eq!(
+            &figures[..3],
+            [("requested", "20"), ("provisioned", "18"), ("denied", "2")],
+            "the struct's order, not the alphabet's"
+        );
+        assert!(figures.contains(&("p50", "812.2")) || figures.contains(&("p50", "812.3")));
+        assert!(figures.contains(&("p95", "-")), "no figure is shown as -");
+        assert!(rows.iter().any(|r| r.starts_with("throughput")), "{text}");
     }
 
     #[test]
