@@ -27,7 +27,11 @@ PAGE_HEADER = """# Performance
 This page is written by `scripts/bench` (a full run); do not edit it by hand. It measures
 what a fleet team chooses Rust for, on the machine named below, in one run, as ratios
 against baselines measured in the same run: goals are reported, never asserted in tests.
-The run also leaves `target/bench/report.json`.
+The run also leaves `target/bench/report.json`, and draws its figures as charts:
+
+![Cold start of each function, the SDK-only floors and the Python peers](figures/bench-cold-start.svg)
+![Peak memory of each function, the floors and the peers](figures/bench-memory.svg)
+![End-to-end throughput of the ingest and the stream processor next to their floors](figures/bench-throughput.svg)
 
 - **Cold start and memory**: `tools/coldstart` serves the Lambda Runtime API on loopback,
   starts each function's release `bootstrap` fresh with the environment Lambda sets, and

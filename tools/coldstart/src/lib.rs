@@ -4,6 +4,7 @@
 //! Any runtime client works: our Rust `bootstrap`s, the SDK-only floor, or a Python
 //! handler under the official `awslambdaric`.
 
+pub mod charts;
 pub mod measure;
 pub mod runtime_api;
 pub mod stats;
