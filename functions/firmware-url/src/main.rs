@@ -16,14 +16,17 @@ async fn init() -> Result<Configured, ConfigError> {
     let config = FirmwareUrlConfig::from_env(&Env::process())?;
     let sdk = load_sdk_config(&config.sdk).await;
     let secret_id = &config.signing_key_secret;
-    let signer = load_url_signer(&aws_sdk_secretsmanager::Client::new(&sdk), secret_id)
-        .await
-        .map_err(|e| ConfigError::Invalid {
-            name: "SIGNING_KEY_SECRET_ARN".into(),
-            value: secret_id.clone(),
-            reason: e.to_string(),
-        })?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let signer = load_url_signer(
+        &fleetwire::traced_client!(aws_sdk_secretsmanager, &sdk),
+        secret_id,
+    )
+    .await
+    .map_err(|e| ConfigError::Invalid {
+        name: "SIGNING_KEY_SECRET_ARN".into(),
+        value: secret_id.clone(),
+        reason: e.to_string(),
+    })?;
+    let dynamodb = fleetwire::traced_client!(aws_sdk_dynamodb, &sdk);
     Ok(FirmwareUrl::new(
         DynamoRegistry::new(dynamodb.clone(), config.registry_table),
         DynamoOta::new(
@@ -32,7 +35,7 @@ async fn init() -> Result<Configured, ConfigError> {
             config.rollouts_table,
             config.history_table,
         ),
-        IotDataChannel::new(aws_sdk_iotdataplane::Client::new(&sdk)),
+        IotDataChannel::new(fleetwire::traced_client!(aws_sdk_iotdataplane, &sdk)),
         signer,
         config.urls,
     ))

@@ -14,12 +14,15 @@ async fn init() -> Result<OtaStatus<DynamoOta, SnsAlerts>, ConfigError> {
     let sdk = load_sdk_config(&config.sdk).await;
     Ok(OtaStatus::new(
         DynamoOta::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+            fleetwire::traced_client!(aws_sdk_dynamodb, &sdk),
             config.firmware_table,
             config.rollouts_table,
             config.history_table,
         ),
-        SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), config.alert_topic_arn),
+        SnsAlerts::new(
+            fleetwire::traced_client!(aws_sdk_sns, &sdk),
+            config.alert_topic_arn,
+        ),
     ))
 }
 

@@ -12,7 +12,7 @@ async fn init() -> Result<Presence<DynamoDeviceState>, ConfigError> {
     let config = PresenceConfig::from_env(&Env::process())?;
     let sdk = load_sdk_config(&config.sdk).await;
     Ok(Presence::new(DynamoDeviceState::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        fleetwire::traced_client!(aws_sdk_dynamodb, &sdk),
         config.state_table,
     )))
 }

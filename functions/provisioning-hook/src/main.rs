@@ -14,7 +14,7 @@ async fn init() -> Result<ProvisioningHook<DynamoRegistry, DynamoDeviceState>, C
     let env = Env::process();
     let config = HookConfig::from_env(&env)?;
     let sdk = load_sdk_config(&SdkSettings::from_env(&env, SDK_DEFAULTS)?).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = fleetwire::traced_client!(aws_sdk_dynamodb, &sdk);
     let registry = DynamoRegistry::new(dynamodb.clone(), config.registry_table.clone());
     let binding = DynamoDeviceState::new(dynamodb, config.state_table.clone());
     Ok(ProvisioningHook::new(registry, binding, config))

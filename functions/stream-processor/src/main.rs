@@ -14,7 +14,7 @@ type Configured = Processor<DynamoProcessing, SnsAlerts, SqsDeadLetters, DynamoD
 async fn init() -> Result<Configured, ConfigError> {
     let config = ProcessorConfig::from_env(&Env::process())?;
     let sdk = load_sdk_config(&config.sdk).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = fleetwire::traced_client!(aws_sdk_dynamodb, &sdk);
     Ok(Processor::new(
         DynamoProcessing::new(
             dynamodb.clone(),
@@ -23,9 +23,12 @@ async fn init() -> Result<Configured, ConfigError> {
             config.processed_records_table,
             config.remember,
         ),
-        SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), config.alert_topic_arn),
+        SnsAlerts::new(
+            fleetwire::traced_client!(aws_sdk_sns, &sdk),
+            config.alert_topic_arn,
+        ),
         SqsDeadLetters::new(
-            aws_sdk_sqs::Client::new(&sdk),
+            fleetwire::traced_client!(aws_sdk_sqs, &sdk),
             config.dead_letter_queue_url,
             RetryPolicy::default(),
         ),

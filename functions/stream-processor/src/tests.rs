@@ -611,3 +611,22 @@ async fn processed_records_and_duplicates_are_counted_in_the_invocations_emf() {
     let line = logs.line("batch processed", None);
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
 }
+
+#[tokio::test]
+async fn the_batch_line_names_its_record_ids_as_the_ingest_wrote_them() {
+    let logs = fleetwire::testing::logs::capture("fleetwire-test-function");
+    let p = processor();
+    let batch: Vec<InputRecord> = (0..3)
+        .map(|m| input("shard-0", m as usize, &reading("car-ids", m * 10, 21.5)))
+        .collect();
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<EnrichedRecord>(&r.data)
+                .unwrap()
+                .record_id
+        })
+        .collect();
+    p.process(&batch).await.unwrap();
+    logs.line("batch processed", Some(("record_ids", &ids.join(","))));
+}

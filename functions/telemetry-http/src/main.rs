@@ -26,7 +26,7 @@ async fn init() -> Result<Entry, InitError> {
     let http = HttpConfig::from_env(&env)?;
     let sdk = load_sdk_config(&SdkSettings::from_env(&env, SdkSettings::default())?).await;
     let (sink, dead_letters) = connect(&config, &sdk).await?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = fleetwire::traced_client!(aws_sdk_dynamodb, &sdk);
     let idempotency = DynamoIdempotency::new(dynamodb.clone(), &http.idempotency_table);
     let entry = HttpIngest::new(
         Ingest::new(sink, dead_letters, &config),

@@ -388,3 +388,19 @@ async fn accepted_and_rejected_readings_are_counted_in_the_invocations_emf() {
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
     assert!(line["device_id"].is_string(), "{line}");
 }
+
+#[tokio::test]
+async fn the_ingested_line_names_the_record_ids_the_stream_took() {
+    let logs = fleetwire::testing::logs::capture("fleetwire-test-function");
+    let ingest = ingest();
+    handle(&ingest, &event("valid-reading.json"), NOW)
+        .await
+        .unwrap();
+    let written = ingest.sink().delivered();
+    let id = serde_json::from_slice::<Value>(&written.last().unwrap().data).unwrap()["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = logs.line("telemetry ingested", Some(("record_ids", &id)));
+    fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
+}

@@ -149,7 +149,8 @@ pub struct Outcome {
 
 /// A record judged: on its way to the stream, or rejected.
 enum Verdict {
-    Accepted(StreamRecord),
+    /// With its `record_id`.
+    Accepted(StreamRecord, String),
     Rejected(Reason, Box<DeadLetter>),
 }
 
@@ -195,12 +196,13 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
         };
 
         let mut accepted = Vec::new();
+        let mut accepted_ids = Vec::new();
         let mut accepted_at = Vec::new();
         let mut letters = Vec::new();
         let mut records = Vec::with_capacity(verdicts.len());
         for (index, verdict) in verdicts.into_iter().enumerate() {
             match verdict {
-                Verdict::Accepted(record) => {
+                Verdict::Accepted(record, record_id) => {
                     records.push(RecordResult {
                         index,
                         device_id: Some(record.partition_key.clone()),
@@ -208,6 +210,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
                     });
                     accepted_at.push(index);
                     accepted.push(record);
+                    accepted_ids.push(record_id);
                 }
                 Verdict::Rejected(reason, letter) => {
                     *summary.rejected.entry(reason.as_str()).or_default() += 1;
@@ -287,8 +290,19 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             summary.dead_lettered = letters.len();
         }
         let sender = envelope.sender.as_ref().map_or("-", Sender::name);
+        // The ids of the readings the stream took: the stream processor logs the same ids,
+        // so one Logs Insights query follows a reading from here to its batch.
+        let failed: std::collections::HashSet<usize> =
+            report.failed.iter().map(|f| f.index).collect();
+        let delivered_ids: Vec<&str> = accepted_ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !failed.contains(i))
+            .map(|(_, id)| id.as_str())
+            .collect();
         tracing::info!(
             sender,
+            record_ids = %delivered_ids.join(","),
             received = summary.received,
             accepted = summary.accepted,
             rejected = ?summary.rejected,
@@ -421,6 +435,7 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
             (None, Ok(reading)) => {
                 let partition_key = reading.device_id.to_string();
                 let enriched = EnrichedRecord::new(reading, envelope.received_at);
+                let record_id = enriched.record_id.clone();
                 let data = match serde_json::to_vec(&enriched) {
                     Ok(data) => data,
                     Err(e) => {
@@ -439,10 +454,13 @@ impl<S: StreamSink, D: DeadLetterSink> Ingest<S, D> {
                     );
                     return reject(Reason::TooLarge, vec![problem], value.clone(), None);
                 }
-                Verdict::Accepted(StreamRecord {
-                    partition_key,
-                    data,
-                })
+                Verdict::Accepted(
+                    StreamRecord {
+                        partition_key,
+                        data,
+                    },
+                    record_id,
+                )
             }
         }
     }

@@ -50,7 +50,7 @@ pub async fn connect(
 ) -> Result<(ConfiguredSink, SqsDeadLetters), InitError> {
     let sink = match &config.backend {
         Backend::Kinesis { stream } => ConfiguredSink::Kinesis(KinesisSink::new(
-            aws_sdk_kinesis::Client::new(sdk),
+            crate::traced_client!(aws_sdk_kinesis, sdk),
             stream,
             config.sink_retry,
         )),
@@ -77,7 +77,7 @@ pub async fn connect(
         }
     };
     let dead_letters = SqsDeadLetters::new(
-        aws_sdk_sqs::Client::new(sdk),
+        crate::traced_client!(aws_sdk_sqs, sdk),
         &config.dead_letter_queue_url,
         config.dead_letter_retry,
     );

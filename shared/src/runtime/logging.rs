@@ -37,6 +37,15 @@ pub fn set_invocation(invocation: Option<Invocation>) {
     *INVOCATION.lock().unwrap_or_else(|e| e.into_inner()) = invocation;
 }
 
+/// The X-Ray trace header of the invocation being handled (`Root=...;Parent=...;Sampled=1`).
+pub fn current_trace_header() -> Option<String> {
+    INVOCATION
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|i| i.trace_id.clone())
+}
+
 /// Installs the subscriber; call first thing in `main`. `service` is the function's name.
 pub fn init(service: &str) {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));

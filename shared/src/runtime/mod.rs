@@ -13,5 +13,6 @@ pub mod logging;
 pub mod metrics;
 pub mod retry;
 mod serve;
+pub mod xray;
 
 pub use serve::serve;
