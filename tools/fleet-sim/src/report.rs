@@ -26,6 +26,9 @@ pub struct Telemetry {
     pub sent: usize,
     pub sent_invalid: usize,
     pub sent_spoofed: usize,
+    /// Valid readings far from their device's history: each must be a z-score anomaly
+    /// (`scripts/archive-check` finds them in the Summaries' and the archive's counts).
+    pub sent_spikes: usize,
     /// Found in the stream.
     pub accepted: usize,
     /// Found in the dead-letter queue as rejected by validation or anti-spoofing.
@@ -141,6 +144,7 @@ impl Report {
         let t = &mut self.telemetry;
         t.sent = inputs.sent.len();
         for sent in inputs.sent {
+            t.sent_spikes += usize::from(sent.spike);
             match sent.kind {
                 Kind::Invalid => t.sent_invalid += 1,
                 Kind::Spoofed => t.sent_spoofed += 1,
@@ -443,6 +447,7 @@ mod tests {
             kind,
             timestamp_ms: 1_796_115_600_000 + seq as i64,
             temperature,
+            spike: false,
             published: Instant::now(),
         }
     }

@@ -112,6 +112,9 @@ pub struct DeviceSpec {
     /// Sends its telemetry over HTTPS (`POST /v1/telemetry` with a device token) instead
     /// of MQTT; everything else still over MQTT.
     pub https: bool,
+    /// Sends faster than the others and, once it has a history, one reading far from it:
+    /// the stream processor must raise a z-score anomaly for it.
+    pub spikes: bool,
 }
 
 /// The run's fleet, after the operator's preparations.
@@ -159,7 +162,7 @@ pub async fn prepare(
     shape: &Shape,
     run: &str,
 ) -> Result<Fleet, String> {
-    let devices: Vec<DeviceSpec> = (0..shape.devices)
+    let mut devices: Vec<DeviceSpec> = (0..shape.devices)
         .map(|index| DeviceSpec {
             index,
             serial: format!("SIM-{run}-{index:05}"),
@@ -173,8 +176,16 @@ pub async fn prepare(
             listed: !share(index, shape.unlisted_share, 7),
             flaps: share(index, shape.flap_share, 3),
             https: share(index, shape.https_share, 5),
+            spikes: false,
         })
         .collect();
+    // One steady device (listed, healthy, on MQTT, never flapping) spikes.
+    if let Some(steady) = devices
+        .iter_mut()
+        .find(|d| d.listed && !d.flaps && !d.https && d.model == Model::Healthy)
+    {
+        steady.spikes = true;
+    }
     let fleet = Fleet {
         run: run.to_owned(),
         healthy_model: format!("sim-{run}-a"),

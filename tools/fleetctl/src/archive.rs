@@ -37,7 +37,7 @@ pub const QUERIES: [NamedQuery; 7] = [
     query!("hourly_device_stats"),
     query!("fleet_daily"),
     query!("silent_devices"),
-    query!("bound_anomalies"),
+    query!("anomalies"),
     query!("late_readings"),
     query!("duplicate_readings"),
     query!("firmware_versions"),

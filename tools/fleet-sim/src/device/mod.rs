@@ -66,6 +66,8 @@ pub struct Sent {
     pub kind: Kind,
     pub timestamp_ms: i64,
     pub temperature: f64,
+    /// A valid reading far from the device's history (a z-score anomaly).
+    pub spike: bool,
     pub published: Instant,
 }
 
@@ -253,7 +255,13 @@ async fn operate(
         },
     };
     let behaviour = &shared.behaviour;
-    let interval = Duration::from_secs_f64(1.0 / behaviour.rate.max(0.01));
+    let rate = if spec.spikes {
+        behaviour.rate * SPIKING_RATE_FACTOR
+    } else {
+        behaviour.rate
+    };
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.01));
+    let mut readings_sent = 0u64;
     let started = tokio::time::Instant::now();
     let flap_at = behaviour.duration.mul_f64(0.4 + fastrand::f64() * 0.2);
     let flap_for = Duration::from_secs(3).min(behaviour.duration / 5);
@@ -293,7 +301,9 @@ async fn operate(
             }
             session = Some(live);
         }
-        let (reading, sent) = reading(shared, spec, &mut last_ms);
+        let spike = spec.spikes && readings_sent == SPIKE_AFTER_READINGS;
+        readings_sent += 1;
+        let (reading, sent) = reading(shared, spec, &mut last_ms, spike);
         match &session {
             Some(live) => {
                 telemetry.send(shared, live, reading, &[sent.kind]).await?;
@@ -322,12 +332,23 @@ async fn operate(
     Ok(live)
 }
 
+/// How much faster the spiking device sends.
+const SPIKING_RATE_FACTOR: f64 = 4.0;
+/// Readings the spiking device sends before its spike: more than the stream processor's
+/// 30 samples before it scores a device against its history, rejected ones included.
+const SPIKE_AFTER_READINGS: u64 = 40;
+/// The spike: inside the processor's fixed bounds (-40 to 85 °C), so only the device's
+/// own history (15 to 30 °C so far) makes it an anomaly.
+const SPIKE_TEMPERATURE: f64 = 80.0;
+
 /// A reading with a run-wide sequence number (kept by the system as an unknown field).
-fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64) -> (Value, Sent) {
+fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64, spike: bool) -> (Value, Sent) {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
     let behaviour = &shared.behaviour;
     let roll = fastrand::f64();
-    let kind = if roll < behaviour.invalid_share {
+    let kind = if spike {
+        Kind::Valid
+    } else if roll < behaviour.invalid_share {
         Kind::Invalid
     } else if roll < behaviour.invalid_share + behaviour.spoofed_share {
         Kind::Spoofed
@@ -339,6 +360,7 @@ fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64) -> (Value, Sen
     *last_ms = timestamp_ms;
     let temperature = match kind {
         Kind::Invalid => 999.0,
+        _ if spike => SPIKE_TEMPERATURE,
         _ => (1500 + fastrand::u32(0..1500)) as f64 / 100.0,
     };
     let device_id = match kind {
@@ -367,6 +389,7 @@ fn reading(shared: &Shared, spec: &DeviceSpec, last_ms: &mut i64) -> (Value, Sen
         kind,
         timestamp_ms,
         temperature,
+        spike,
         published: Instant::now(),
     };
     (reading, sent)

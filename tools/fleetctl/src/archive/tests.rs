@@ -134,16 +134,23 @@ fn the_list_names_every_query_with_its_parameters() {
 }
 
 #[test]
-fn bound_anomalies_uses_the_stream_processors_bounds() {
+fn anomalies_uses_the_stream_processors_rules() {
     use fleetwire::domain::processing::{AnomalyRules, Metric};
-    let sql = find("bound_anomalies").unwrap().sql;
-    for (metric, (min, max)) in AnomalyRules::default().bounds {
+    let sql = find("anomalies").unwrap().sql;
+    let rules = AnomalyRules::default();
+    for (metric, (min, max)) in &rules.bounds {
         let column = match metric {
             Metric::Temperature => "temperature",
             Metric::Humidity => "humidity",
             Metric::Pressure => "pressure",
         };
         let test = format!("{column} < {min} OR {column} > {max}");
-        assert!(sql.contains(&test), "bound_anomalies does not test {test}");
+        assert!(sql.contains(&test), "anomalies does not test {test}");
     }
+    let samples = format!("earlier >= {}", rules.min_samples);
+    let threshold = format!("_sd > {}", rules.z_threshold);
+    assert_eq!(sql.matches(&samples).count(), 3, "{samples} for each metric");
+    assert_eq!(sql.matches(&threshold).count(), 3, "{threshold} for each metric");
+    let epsilon = format!("{:?}", f64::EPSILON);
+    assert!(sql.contains(&epsilon), "the processor's EPSILON {epsilon}");
 }
