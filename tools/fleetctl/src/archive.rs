@@ -5,6 +5,7 @@
 //! same text the template deploys as named queries and `scripts/archive-check` proves.
 
 pub mod athena;
+pub mod devices;
 pub mod duckdb;
 
 use std::future::Future;
@@ -33,9 +34,10 @@ macro_rules! query {
 }
 
 /// Every file of `analytics/queries/` (a unit test keeps the list and the folder equal).
-pub const QUERIES: [NamedQuery; 7] = [
+pub const QUERIES: [NamedQuery; 8] = [
     query!("hourly_device_stats"),
     query!("fleet_daily"),
+    query!("fleet_daily_by_model"),
     query!("silent_devices"),
     query!("anomalies"),
     query!("late_readings"),

@@ -251,6 +251,10 @@ async fn run_archive(
 ) -> Result<Answer, Failure> {
     match command {
         ArchiveCommand::Queries { output } => archive::list(output.json),
+        ArchiveCommand::Devices => {
+            let entries = aws.registry(deployment).list(None).await?;
+            archive::devices::upload(&aws.s3(), &deployment.archive_bucket()?, &entries).await
+        }
         ArchiveCommand::Query {
             name,
             since,

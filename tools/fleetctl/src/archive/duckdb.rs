@@ -1,6 +1,7 @@
 //! The named queries on the local stack: DuckDB (the Python package `scripts/setup`
 //! installs) over a copy of every Parquet object under `telemetry/` of the archive bucket,
-//! as the table `telemetry` with the Hive partitions as columns, as Athena reads them.
+//! as the table `telemetry` with the Hive partitions as columns, as Athena reads them, and
+//! of `devices/` as the table `devices` (JSON lines, as the Glue table reads them).
 //! The Rust DuckDB crate would compile DuckDB's C++ into fleetctl; the package is already
 //! on the machine for the checks of `scripts/test`.
 
@@ -23,17 +24,29 @@ s3 = boto3.client("s3")
 with tempfile.TemporaryDirectory() as scratch:
     root = pathlib.Path(scratch)
     count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=job["bucket"], Prefix="telemetry/"):
-        for item in page.get("Contents", []):
-            path = root / item["Key"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(job["bucket"], item["Key"], str(path))
-            count += 1
+    for prefix in ("telemetry/", "devices/"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=job["bucket"], Prefix=prefix):
+            for item in page.get("Contents", []):
+                path = root / item["Key"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(job["bucket"], item["Key"], str(path))
+                count += prefix == "telemetry/"
     if count == 0:
         sys.exit("the archive bucket holds no object under telemetry/ yet")
     db = duckdb.connect()
     files = str(root / "telemetry" / "**" / "*").replace("'", "''")
     db.execute(f"CREATE VIEW telemetry AS SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
+    columns = "thing_name VARCHAR, model VARCHAR, status VARCHAR, serial VARCHAR"
+    if any((root / "devices").glob("*")):
+        devices = str(root / "devices" / "*").replace("'", "''")
+        db.execute(
+            "CREATE VIEW devices AS SELECT * FROM read_json("
+            f"'{devices}', format = 'newline_delimited', "
+            "columns = {thing_name: 'VARCHAR', model: 'VARCHAR', status: 'VARCHAR', serial: 'VARCHAR'})"
+        )
+    else:
+        # Not exported yet (fleetctl archive devices): every reading is unregistered.
+        db.execute(f"CREATE TABLE devices ({columns})")
     cursor = db.execute(job["sql"], job["parameters"])
     columns = [c[0] for c in cursor.description]
     rows = [[None if v is None else str(v) for v in row] for row in cursor.fetchall()]

@@ -149,8 +149,58 @@ fn anomalies_uses_the_stream_processors_rules() {
     }
     let samples = format!("earlier >= {}", rules.min_samples);
     let threshold = format!("_sd > {}", rules.z_threshold);
-    assert_eq!(sql.matches(&samples).count(), 3, "{samples} for each metric");
-    assert_eq!(sql.matches(&threshold).count(), 3, "{threshold} for each metric");
+    assert_eq!(
+        sql.matches(&samples).count(),
+        3,
+        "{samples} for each metric"
+    );
+    assert_eq!(
+        sql.matches(&threshold).count(),
+        3,
+        "{threshold} for each metric"
+    );
     let epsilon = format!("{:?}", f64::EPSILON);
     assert!(sql.contains(&epsilon), "the processor's EPSILON {epsilon}");
+}
+
+#[test]
+fn the_devices_export_is_one_json_line_per_registry_row_in_thing_order() {
+    use fleetwire::domain::registry::{RegistryEntry, RegistryStatus, Serial};
+    let mut provisioned =
+        RegistryEntry::allowed(Serial::parse("SN-2").unwrap(), "sensor-x", "car-2");
+    provisioned.status = RegistryStatus::Provisioned;
+    let allowed = RegistryEntry::allowed(Serial::parse("SN-1").unwrap(), "gateway-y", "car-1");
+    let text = devices::export(&[provisioned, allowed]);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"thing_name": "car-1", "model": "gateway-y", "status": "ALLOWED", "serial": "SN-1"}),
+            serde_json::json!({"thing_name": "car-2", "model": "sensor-x", "status": "PROVISIONED", "serial": "SN-2"}),
+        ]
+    );
+    assert!(text.ends_with('\n'));
+    assert_eq!(devices::export(&[]), "");
+}
+
+#[test]
+fn the_devices_columns_are_the_glue_tables() {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .unwrap();
+    let start = template
+        .find("  DevicesTable:")
+        .expect("the template has the devices table");
+    let table = &template[start..start + template[start..].find("\n\n").unwrap()];
+    for column in ["thing_name", "model", "status", "serial"] {
+        assert!(
+            table.contains(&format!("{{ Name: {column}, Type: string }}")),
+            "{column}"
+        );
+    }
+    assert!(table.contains("/devices/"));
+    assert_eq!(devices::DEVICES_KEY, "devices/registry.json");
 }

@@ -262,6 +262,10 @@ pub(super) enum ArchiveCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// Write the Registry's devices (thing, model, status, serial) to the archive bucket
+    /// as the table `devices`, which the queries by model join with; run it after an
+    /// import or a provisioning wave.
+    Devices,
 }
 
 #[derive(Subcommand, Debug)]

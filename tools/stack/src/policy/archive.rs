@@ -25,7 +25,9 @@ pub(super) fn sample_record() -> Value {
     serde_json::to_value(EnrichedRecord::new(reading, now)).expect("a record serializes")
 }
 
-/// Each Glue table's drift from `record`, as (table, problem).
+/// Each Glue table's drift from `record`, as (table, problem): the tables a delivery
+/// stream converts records with (its `SchemaConfiguration.TableName`), not the others
+/// (the Registry's `devices`, written by fleetctl).
 pub(super) fn schema_drift(template: &Template, record: &Value) -> Vec<(String, String)> {
     let mappings: Map<String, Value> = template
         .resources
@@ -38,11 +40,21 @@ pub(super) fn schema_drift(template: &Template, record: &Value) -> Vec<(String, 
         })
         .flat_map(|m| m.clone())
         .collect();
+    let converted: Vec<&str> = template
+        .resources
+        .iter()
+        .filter(|r| r.kind == "AWS::KinesisFirehose::DeliveryStream")
+        .filter_map(|r| {
+            r.properties
+                .pointer("/ExtendedS3DestinationConfiguration/DataFormatConversionConfiguration/SchemaConfiguration/TableName/Ref")
+                .and_then(Value::as_str)
+        })
+        .collect();
     let mut problems = Vec::new();
     for table in template
         .resources
         .iter()
-        .filter(|r| r.kind == "AWS::Glue::Table")
+        .filter(|r| r.kind == "AWS::Glue::Table" && converted.contains(&r.logical_id.as_str()))
     {
         let pairs = |pointer: &str| -> Vec<(String, String)> {
             table
