@@ -204,3 +204,14 @@ fn the_devices_columns_are_the_glue_tables() {
     assert!(table.contains("/devices/"));
     assert_eq!(devices::DEVICES_KEY, "devices/registry.json");
 }
+
+#[test]
+fn late_readings_uses_the_processors_limit_for_a_timely_reading() {
+    use fleetwire::domain::processing::TIMELY_SECONDS;
+    let sql = find("late_readings").unwrap().sql;
+    assert!(
+        sql.contains(&format!("delay_ms > {TIMELY_SECONDS} * 1000")),
+        "{sql}"
+    );
+    assert!(sql.contains(&format!("more than {TIMELY_SECONDS} seconds")));
+}
