@@ -53,7 +53,7 @@ impl<S: PresenceStore> Presence<S> {
     /// Applies one event. A store failure is an error, so Lambda retries the event and
     /// finally keeps it in the failed-events queue.
     pub async fn handle(&self, event: &Value) -> Result<Handled, StoreError> {
-        let lifecycle: LifecycleEvent = match serde_json::from_value(event.clone()) {
+        let lifecycle = match LifecycleEvent::parse(event) {
             Ok(lifecycle) => lifecycle,
             Err(e) => {
                 let reason = format!("not a lifecycle event: {e}");

@@ -40,8 +40,8 @@ impl HookRequest {
         if !event.is_object() {
             return Err("request is not a JSON object".into());
         }
-        let request: HookRequest =
-            serde_json::from_value(event.clone()).map_err(|e| format!("request body: {e}"))?;
+        let request: HookRequest = fleetwire::runtime::json::from_value(event)
+            .map_err(|e| format!("request body: {e}"))?;
         for (field, value) in [
             ("certificateId", &request.certificate_id),
             ("claimCertificateId", &request.claim_certificate_id),
@@ -135,5 +135,35 @@ mod tests {
             answer,
             json!({"allowProvisioning": false, "parameterOverrides": {}})
         );
+    }
+}
+
+/// The parser against anything IoT Core could be made to send: AWS's documented input
+/// with one part changed into any JSON, and any JSON at all.
+#[cfg(test)]
+mod fuzz {
+    use fleetwire::testing::fuzz::{assert_names_the_field, json_value, near};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn example() -> Value {
+        fleetwire::testing::event("aws-examples", "pre-provisioning-hook.json")
+    }
+
+    proptest! {
+        #[test]
+        fn a_changed_request_parses_or_names_what_is_wrong((event, keys) in near(example())) {
+            if let Err(error) = HookRequest::parse(&event) {
+                assert_names_the_field(&error, &keys);
+            }
+        }
+
+        #[test]
+        fn any_json_is_parsed_or_refused_without_a_panic(event in json_value()) {
+            if let Err(error) = HookRequest::parse(&event) {
+                prop_assert!(!error.is_empty());
+            }
+        }
     }
 }

@@ -78,8 +78,8 @@ struct KafkaRecord {
 /// Reads a Kinesis or an MSK (Kafka) event, told apart by its shape.
 pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
     if event.get("Records").is_some() {
-        let kinesis: KinesisEvent =
-            serde_json::from_value(event.clone()).map_err(|e| format!("Kinesis event: {e}"))?;
+        let kinesis: KinesisEvent = fleetwire::runtime::json::from_value(event)
+            .map_err(|e| format!("Kinesis event: {e}"))?;
         let records = kinesis
             .records
             .into_iter()
@@ -98,7 +98,7 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
     }
     if event.get("records").is_some_and(Value::is_object) {
         let kafka: KafkaEvent =
-            serde_json::from_value(event.clone()).map_err(|e| format!("Kafka event: {e}"))?;
+            fleetwire::runtime::json::from_value(event).map_err(|e| format!("Kafka event: {e}"))?;
         let mut records = Vec::new();
         for (group, batch) in kafka.records {
             for r in batch {
@@ -120,7 +120,10 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
         }
         return Ok((Source::Kafka, records));
     }
-    Err("neither a Kinesis nor a Kafka event source mapping event".into())
+    Err(
+        "neither a Kinesis event (an array `Records`) nor a Kafka event (an object `records`)"
+            .into(),
+    )
 }
 
 #[cfg(test)]
@@ -167,5 +170,40 @@ mod tests {
     #[test]
     fn other_shapes_are_refused() {
         assert!(from_event(&json!({"hello": 1})).is_err());
+    }
+}
+
+/// The parser against anything a mapping could be made to deliver: AWS's documented
+/// Kinesis and MSK events with one part changed into any JSON, and any JSON at all.
+#[cfg(test)]
+mod fuzz {
+    use fleetwire::testing::fuzz::{assert_names_the_field, json_value, near};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn example(name: &str) -> Value {
+        fleetwire::testing::event("aws-examples", name)
+    }
+
+    proptest! {
+        #[test]
+        fn a_changed_kinesis_event_parses_or_names_what_is_wrong((event, keys) in near(example("kinesis.json"))) {
+            if let Err(error) = from_event(&event) {
+                assert_names_the_field(&error, &keys);
+            }
+        }
+
+        #[test]
+        fn a_changed_msk_event_parses_or_names_what_is_wrong((event, keys) in near(example("msk.json"))) {
+            if let Err(error) = from_event(&event) {
+                assert_names_the_field(&error, &keys);
+            }
+        }
+
+        #[test]
+        fn any_json_is_parsed_or_refused_without_a_panic(event in json_value()) {
+            let _ = from_event(&event);
+        }
     }
 }

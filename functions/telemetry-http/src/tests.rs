@@ -474,3 +474,64 @@ async fn answers_and_readings_are_counted_in_the_invocations_emf() {
     let line = logs.line("telemetry request answered", None);
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
 }
+
+/// The HTTP entry point against anything API Gateway could pass on: AWS's documented
+/// requests and our device-token request with one part changed into any JSON, and any
+/// body. A request that reads as API Gateway's type always gets an answer, never a 5xx
+/// with the stores healthy, and a refusal says why in its body.
+mod fuzz {
+    use fleetwire::testing::fuzz::{near, text};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn answered(request: &ApiGatewayV2httpRequest) -> Result<(), TestCaseError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let entry = entry();
+        let answer = runtime.block_on(send(&entry, request));
+        prop_assert!(answer.status < 500, "{} {}", answer.status, answer.body);
+        if answer.status >= 400 {
+            prop_assert!(
+                answer.body.get("message").is_some() || answer.body.get("records").is_some(),
+                "a refusal without a reason: {}",
+                answer.body
+            );
+        }
+        Ok(())
+    }
+
+    fn changed(example: Value) -> impl Strategy<Value = Value> {
+        near(example).prop_map(|(request, _)| request)
+    }
+
+    proptest! {
+        #[test]
+        fn a_changed_request_is_answered(
+            request in prop_oneof![
+                changed(fleetwire::testing::event("aws-examples", "apigw-v2-jwt-authorizer.json")),
+                changed(fleetwire::testing::event("aws-examples", "apigw-v2-iam-authorizer.json")),
+                changed(fleetwire::testing::event("telemetry-http", "device-token.json")),
+            ]
+        ) {
+            if let Ok(request) = serde_json::from_value::<ApiGatewayV2httpRequest>(request) {
+                answered(&request)?;
+            }
+        }
+
+        #[test]
+        fn any_body_is_answered(body in text(), base64 in any::<bool>()) {
+            let mut request = event("device-token.json");
+            request.body = Some(if base64 {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(body.as_bytes())
+            } else {
+                body
+            });
+            request.is_base64_encoded = base64;
+            answered(&request)?;
+        }
+    }
+}

@@ -404,3 +404,48 @@ async fn the_ingested_line_names_the_record_ids_the_stream_took() {
     let line = logs.line("telemetry ingested", Some(("record_ids", &id)));
     fleetwire::testing::logs::assert_powertools_keys(&line, "fleetwire-test-function");
 }
+
+/// The whole ingest against anything a rule could pass on: the sample events with one part
+/// changed into any JSON, and any JSON at all. Nothing panics and nothing is dropped
+/// silently: every reading of the message is accepted into the stream or dead-lettered.
+mod fuzz {
+    use fleetwire::testing::fuzz::{json_value, near};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn accounted(message: &Value) -> Result<(), TestCaseError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ingest = ingest();
+        let summary = runtime.block_on(handle(&ingest, message, NOW)).unwrap();
+        let rejected: usize = summary.rejected.values().sum();
+        prop_assert_eq!(
+            summary.accepted + rejected,
+            summary.received,
+            "{:?}",
+            summary
+        );
+        prop_assert_eq!(ingest.sink().delivered().len(), summary.accepted);
+        prop_assert_eq!(summary.dead_lettered, rejected);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn a_changed_reading_is_streamed_or_dead_lettered((message, _) in near(event("valid-reading.json"))) {
+            accounted(&message)?;
+        }
+
+        #[test]
+        fn a_changed_batch_is_streamed_or_dead_lettered((message, _) in near(event("valid-batch.json"))) {
+            accounted(&message)?;
+        }
+
+        #[test]
+        fn any_json_is_streamed_or_dead_lettered(message in json_value()) {
+            accounted(&message)?;
+        }
+    }
+}

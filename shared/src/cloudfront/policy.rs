@@ -421,5 +421,37 @@ mod tests {
             prop_assert!(json.is_ascii());
             prop_assert_eq!(Policy::from_json(json.as_bytes()), Some(policy));
         }
+
+        /// What the local CloudFront reads from a URL: a real policy with one part changed
+        /// into any JSON, any bytes, any CIDR text; read or refused, never a panic.
+        #[test]
+        fn a_changed_policy_is_read_or_refused(
+            (changed, _) in crate::testing::fuzz::near(
+                serde_json::from_str(
+                    &Policy::expiring_at(1_800_000_000)
+                        .unwrap()
+                        .for_resource("https://d111111abcdef8.cloudfront.net/firmware/a.bin")
+                        .from_ip(IpCidr::parse("192.0.2.0/24").unwrap())
+                        .to_json("unused"),
+                )
+                .unwrap()
+            )
+        ) {
+            let _ = Policy::from_json(changed.to_string().as_bytes());
+        }
+
+        #[test]
+        fn any_bytes_are_read_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Policy::from_json(&bytes);
+            let _ = crate::cloudfront::encoding::decode(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn any_cidr_text_is_read_or_named_in_the_error(text in crate::testing::fuzz::text()) {
+            if let Err(error) = IpCidr::parse(&text) {
+                let quoted = format!("{text:?}");
+                prop_assert!(error.to_string().contains(&quoted));
+            }
+        }
     }
 }

@@ -60,6 +60,11 @@ pub struct LifecycleEvent {
 }
 
 impl LifecycleEvent {
+    /// Reads the event the presence rule passes on, or says which field is wrong.
+    pub fn parse(event: &serde_json::Value) -> Result<Self, String> {
+        crate::runtime::json::from_value(event)
+    }
+
     pub fn mark(&self) -> Mark {
         Mark {
             version: self.version_number,

@@ -7,6 +7,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod init;
+pub mod json;
 pub mod kafka_event;
 pub mod kinesis_event;
 pub mod logging;

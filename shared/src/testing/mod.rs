@@ -13,6 +13,7 @@ use crate::runtime::error::StoreError;
 
 pub mod events;
 pub mod fakes;
+pub mod fuzz;
 pub mod lifecycle;
 pub mod local_stack;
 pub mod logs;

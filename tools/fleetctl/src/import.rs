@@ -103,16 +103,14 @@ pub fn parse_csv(text: &str) -> (Vec<ImportRow>, Vec<InvalidRow>) {
 }
 
 /// The file line a record starts on (the reader's own count skips blank and comment
-/// lines, which would send an operator to the wrong line).
+/// lines, which would send an operator to the wrong line). Lines end where the CSV reader
+/// ends them: at `\n`, `\r\n` or a lone `\r` (a file from an old Mac is still one row
+/// per line).
 fn line_at(text: &str, position: &csv::Position) -> usize {
     let start = (position.byte() as usize).min(text.len());
-    let mut line = text.as_bytes()[..start]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1;
+    let mut line = file_lines(&text[..start]).count();
     // The reported start can be a blank or comment line the reader skipped.
-    for skipped in text[start..].lines() {
+    for skipped in file_lines(&text[start..]) {
         let trimmed = skipped.trim();
         if !(trimmed.is_empty() || trimmed.starts_with('#')) {
             break;
@@ -120,6 +118,30 @@ fn line_at(text: &str, position: &csv::Position) -> usize {
         line += 1;
     }
     line
+}
+
+/// The lines of `text` as the CSV reader ends them; text ending in a line end has an
+/// empty last line, so a position just past one is on the next line.
+pub(crate) fn file_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\n', '\r']) {
+            Some(end) => {
+                let next = if current[end..].starts_with("\r\n") {
+                    end + 2
+                } else {
+                    end + 1
+                };
+                rest = Some(&current[next..]);
+                Some(&current[..end])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
 }
 
 fn parse_row(line: usize, fields: &[&str]) -> Result<ImportRow, String> {

@@ -282,3 +282,37 @@ mod properties {
         }
     }
 }
+
+/// The parser against anything the presence rule could pass on: AWS's documented events
+/// with one part changed into any JSON, and any JSON at all.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::fuzz::{assert_names_the_field, json_value, near};
+
+    proptest! {
+        #[test]
+        fn a_changed_connect_event_parses_or_names_what_is_wrong(
+            (event, keys) in near(crate::testing::event("aws-examples", "lifecycle-connected.json"))
+        ) {
+            if let Err(error) = LifecycleEvent::parse(&event) {
+                assert_names_the_field(&error, &keys);
+            }
+        }
+
+        #[test]
+        fn a_changed_disconnect_event_parses_or_names_what_is_wrong(
+            (event, keys) in near(crate::testing::event("aws-examples", "lifecycle-disconnected.json"))
+        ) {
+            if let Err(error) = LifecycleEvent::parse(&event) {
+                assert_names_the_field(&error, &keys);
+            }
+        }
+
+        #[test]
+        fn any_json_is_parsed_or_refused_without_a_panic(event in json_value()) {
+            let _ = LifecycleEvent::parse(&event);
+        }
+    }
+}

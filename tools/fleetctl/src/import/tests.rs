@@ -165,3 +165,66 @@ fn the_report_names_every_skipped_and_invalid_line() {
          line 3: skipped SN-P: PROVISIONED\nline 4: invalid: bad"
     );
 }
+
+/// The CSV reader against anything in a file: a good allowlist with a few characters
+/// changed, and any bytes. Every non-empty data line ends as a row or as a refusal with a
+/// line number and a reason; nothing panics.
+mod fuzz {
+    use fleetwire::testing::fuzz::{near_text, text};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const GOOD: &str = "serial,model,thing_name,claim_certificate_id\n\
+        SN-1,sensor-x\n\
+        SN-2,sensor-x,car-2,4f1e0c3d8a9b2c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d\n\
+        SN-3,gateway-y,gw-3\n";
+
+    fn accounted(text: &str) -> Result<(), TestCaseError> {
+        let (rows, invalid) = parse_csv(text);
+        let lines = file_lines(text).count();
+        for refusal in &invalid {
+            prop_assert!(!refusal.reason.trim().is_empty());
+            prop_assert!(
+                refusal.line >= 1 && refusal.line <= lines + 1,
+                "line {} of {}",
+                refusal.line,
+                lines
+            );
+        }
+        for row in &rows {
+            prop_assert!(row.line >= 1 && row.line <= lines);
+        }
+        prop_assert!(rows.len() + invalid.len() <= lines + 1);
+        Ok(())
+    }
+
+    #[test]
+    fn lines_end_as_the_csv_reader_ends_them() {
+        assert_eq!(
+            file_lines("a\nb\r\nc\rd").collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(file_lines("a\n").collect::<Vec<_>>(), ["a", ""]);
+        assert_eq!(file_lines("").count(), 1);
+        let (rows, _) = parse_csv("SN-1,sensor-x\rSN-2,sensor-x\r\rSN-3,sensor-x");
+        let lines: Vec<usize> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(
+            lines,
+            [1, 2, 4],
+            "a file with lone carriage returns, numbered as an editor shows it"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_changed_allowlist_is_read_row_by_row(text in near_text(GOOD)) {
+            accounted(&text)?;
+        }
+
+        #[test]
+        fn any_bytes_are_read_row_by_row(text in text()) {
+            accounted(&text)?;
+        }
+    }
+}

@@ -238,3 +238,29 @@ fn error_message_lists_every_field() {
         "invalid telemetry: humidity: 101 is outside 0..=100 %; pressure: is required"
     );
 }
+
+/// The validator against anything a device could send: a valid reading with one part
+/// changed into any JSON, and any JSON at all.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::fuzz::{assert_names_the_field, json_value, near};
+
+    proptest! {
+        #[test]
+        fn a_changed_reading_is_valid_or_names_what_is_wrong((reading, keys) in near(valid())) {
+            if let Err(error) = validate(&reading) {
+                prop_assert!(!error.errors.is_empty());
+                assert_names_the_field(&error.to_string(), &keys);
+            }
+        }
+
+        #[test]
+        fn any_json_is_validated_or_refused_without_a_panic(reading in json_value()) {
+            if let Err(error) = validate(&reading) {
+                prop_assert!(error.errors.iter().all(|e| !e.field.is_empty() && !e.problem.is_empty()));
+            }
+        }
+    }
+}

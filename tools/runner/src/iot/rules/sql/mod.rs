@@ -358,3 +358,70 @@ mod tests {
         }
     }
 }
+
+/// The SQL parser and evaluator against anything: the template's rules with a few
+/// characters changed, any text, and any payload bytes.
+#[cfg(test)]
+mod fuzz {
+    use fleetwire::testing::fuzz::{near, near_text, text};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const RULES: [&str; 4] = [
+        "SELECT encode(*, 'base64') AS payload_base64, topic(2) AS thing_name, timestamp() AS received_at FROM 'fleet/+/telemetry'",
+        "SELECT * FROM '$aws/events/presence/+/+'",
+        "SELECT request_id, model, current_version, topic(2) AS thing_name, sourceip() AS source_ip FROM 'fleet/+/firmware/request'",
+        "SELECT request_id, version, status, detail, progress, topic(2) AS thing_name FROM 'fleet/+/ota/status' WHERE status <> 'IN_PROGRESS' AND progress > 10",
+    ];
+
+    fn parses_or_explains(sql: &str) {
+        if let Err(error) = Statement::parse(sql) {
+            assert!(
+                !error.problem.trim().is_empty(),
+                "an empty error for {sql:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_changed_rule_parses_or_says_why(
+            sql in (0..RULES.len()).prop_flat_map(|rule| near_text(RULES[rule]))
+        ) {
+            parses_or_explains(&sql);
+        }
+
+        #[test]
+        fn any_text_parses_or_says_why(sql in text()) {
+            parses_or_explains(&sql);
+        }
+
+        #[test]
+        fn a_changed_reading_is_evaluated_without_a_panic(
+            rule in 0..RULES.len(),
+            (payload, _) in near(fleetwire::testing::event("telemetry-ingest", "valid-reading.json")),
+        ) {
+            let statement = Statement::parse(RULES[rule]).unwrap();
+            let _ = statement.evaluate(&Context {
+                topic: "fleet/car-1/telemetry",
+                payload: payload.to_string().as_bytes(),
+                source_ip: None,
+                client_id: Some("car-1"),
+                received_ms: 1_796_667_900_000,
+            });
+        }
+
+        #[test]
+        fn any_payload_is_evaluated_without_a_panic(rule in 0..RULES.len(), payload in prop::collection::vec(any::<u8>(), 0..256)) {
+            let statement = Statement::parse(RULES[rule]).unwrap();
+            let _ = statement.evaluate(&Context {
+                topic: "fleet/car-1/telemetry",
+                payload: &payload,
+                source_ip: Some("192.0.2.1"),
+                client_id: Some("car-1"),
+                received_ms: 1_796_667_900_000,
+            });
+        }
+    }
+}
