@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -58,6 +57,32 @@ pub enum Source {
     Kafka,
 }
 
+/// A Kinesis event as Lambda sends it (AWS Lambda developer guide, "Using Lambda with
+/// Kinesis Data Streams", example event), with only what the processor reads: each
+/// record's `eventID` (its shard), sequence number and base64 data. The rest is not read,
+/// on purpose: `aws_lambda_events` parses `approximateArrivalTimestamp` with an arithmetic
+/// overflow that panics (a debug build) or wraps (a release one) on a timestamp far out of
+/// range, which would take the whole batch down with it.
+#[derive(Deserialize)]
+struct KinesisEvent {
+    #[serde(rename = "Records")]
+    records: Vec<KinesisEventRecord>,
+}
+
+#[derive(Deserialize)]
+struct KinesisEventRecord {
+    #[serde(rename = "eventID", default)]
+    event_id: Option<String>,
+    kinesis: KinesisData,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisData {
+    sequence_number: String,
+    data: String,
+}
+
 /// An MSK event as Lambda sends it (AWS Lambda developer guide, "Using Lambda with Amazon
 /// MSK", example event), with only what the processor reads: `records` by topic-partition,
 /// each record's offset and base64 value. Headers are not read, on purpose:
@@ -80,10 +105,12 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
     if event.get("Records").is_some() {
         let kinesis: KinesisEvent = fleetwire::runtime::json::from_value(event)
             .map_err(|e| format!("Kinesis event: {e}"))?;
-        let records = kinesis
-            .records
-            .into_iter()
-            .map(|r| InputRecord {
+        let mut records = Vec::with_capacity(kinesis.records.len());
+        for (i, r) in kinesis.records.into_iter().enumerate() {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(&r.kinesis.data)
+                .map_err(|e| format!("Kinesis event: Records[{i}].kinesis.data: not base64 ({e})"))?;
+            records.push(InputRecord {
                 group: r
                     .event_id
                     .as_deref()
@@ -91,9 +118,9 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
                     .unwrap_or("shard")
                     .to_string(),
                 item_id: ItemIdentifier::Sequence(r.kinesis.sequence_number),
-                data: r.kinesis.data.0,
-            })
-            .collect();
+                data,
+            });
+        }
         return Ok((Source::Kinesis, records));
     }
     if event.get("records").is_some_and(Value::is_object) {
