@@ -109,7 +109,9 @@ pub fn from_event(event: &Value) -> Result<(Source, Vec<InputRecord>), String> {
         for (i, r) in kinesis.records.into_iter().enumerate() {
             let data = base64::engine::general_purpose::STANDARD
                 .decode(&r.kinesis.data)
-                .map_err(|e| format!("Kinesis event: Records[{i}].kinesis.data: not base64 ({e})"))?;
+                .map_err(|e| {
+                    format!("Kinesis event: Records[{i}].kinesis.data: not base64 ({e})")
+                })?;
             records.push(InputRecord {
                 group: r
                     .event_id

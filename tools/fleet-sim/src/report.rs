@@ -304,9 +304,6 @@ impl Report {
             self.run, self.backend, self.duration_s, "SECTION", "FIGURE", "VALUE"
         );
         for (section, name, shown) in &rows {
-            if !section.is_empty() && out.lines().count() > 3 {
-                out.push('\n');
-            }
             out.push_str(&format!(
                 "{section:<section_width$}  {name:<name_width$}  {shown:>value_width$}\n"
             ));
