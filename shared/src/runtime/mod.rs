@@ -13,6 +13,7 @@ pub mod kinesis_event;
 pub mod logging;
 pub mod metrics;
 pub mod retry;
+pub mod sdk_faults;
 mod serve;
 pub mod xray;
 

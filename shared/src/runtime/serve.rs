@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::init::or_report;
+use super::sdk_faults::SdkFaults;
 use super::{logging, metrics};
 
 /// The function's name as Lambda gives it (`AWS_LAMBDA_FUNCTION_NAME`), else the binary's.
@@ -26,7 +27,9 @@ fn function_name() -> String {
 }
 
 /// Runs a function: `init` builds the state, `handle` answers each event with it, and
-/// after each event the business metrics it counted are written (see [`metrics`]).
+/// after each event the business metrics it counted are written (see [`metrics`]), with a
+/// line naming the retries and error codes its AWS calls met, if any failed
+/// ([`sdk_faults`](super::sdk_faults)).
 ///
 /// ```no_run
 /// # struct Hook;
@@ -70,6 +73,15 @@ where
         // Boxed: the handler's future is as deep as its adapters, and the runtime's own
         // nesting on top of it passes rustc's layout depth limit.
         let answer = Box::pin(handle(state, event)).await;
+        let met = SdkFaults::process().take();
+        if met.met_faults() {
+            tracing::warn!(
+                sdk_calls = met.calls,
+                sdk_retries = met.retries(),
+                sdk_errors = %met.errors_text(),
+                "AWS calls failed or were retried during the invocation"
+            );
+        }
         metrics::flush(
             std::io::stdout().lock(),
             &context.request_id,

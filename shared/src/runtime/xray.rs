@@ -310,7 +310,8 @@ impl Intercept for SdkSubsegments {
     }
 }
 
-/// An SDK client whose calls are X-Ray subsegments:
+/// An SDK client whose calls are X-Ray subsegments and whose retries and errors are
+/// counted for the invocation's log ([`sdk_faults`](super::sdk_faults)):
 /// `traced_client!(aws_sdk_dynamodb, &sdk_config)`.
 #[macro_export]
 macro_rules! traced_client {
@@ -318,6 +319,7 @@ macro_rules! traced_client {
         $sdk_crate::Client::from_conf(
             $sdk_crate::config::Builder::from($config)
                 .interceptor($crate::runtime::xray::SdkSubsegments::from_env())
+                .interceptor($crate::runtime::sdk_faults::SdkFaults::process())
                 .build(),
         )
     };
