@@ -1,8 +1,8 @@
 //! X-Ray subsegments for the AWS SDK's calls. With active tracing, Lambda records each
 //! invocation as a segment and passes its trace header (`Root=...;Parent=...;Sampled=1`)
 //! to the function; the AWS SDK for Rust does not record its calls in it (there is no
-//! X-Ray SDK for Rust, and the SDK's X-Ray support is an open request: awslabs/aws-sdk-rust
-//! issue 642). [`SdkSubsegments`] is an SDK interceptor that does: for every operation of a
+//! X-Ray SDK for Rust, and the SDK itself has no X-Ray support, nor a UDP client for the
+//! daemon). [`SdkSubsegments`] is an SDK interceptor that does: for every operation of a
 //! client built with [`traced_client!`](crate::traced_client) in a sampled invocation, it
 //! sends the X-Ray daemon one subsegment document over UDP, as the X-Ray SDKs do (X-Ray
 //! developer guide, "Sending trace data to AWS X-Ray": a subsegment with `type`
