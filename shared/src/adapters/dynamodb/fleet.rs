@@ -9,31 +9,40 @@ use super::item::ItemReader;
 use crate::domain::fleet::{AnomalousHour, DeviceState};
 use crate::runtime::error::StoreError;
 
+/// Every item of a Scan's pages, each read by `read`.
+async fn read_all<T>(
+    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+    call: &'static str,
+    read: impl Fn(&ItemReader<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut all = Vec::new();
+    let mut pages = scan.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| StoreError::from_sdk(call, e))?;
+        for item in page.items() {
+            all.push(read(&ItemReader { call, item })?);
+        }
+    }
+    Ok(all)
+}
+
 /// Every State row's device and whether it is online.
 pub async fn scan_presence(
     client: &Client,
     state_table: &str,
 ) -> Result<Vec<DeviceState>, StoreError> {
-    const CALL: &str = "DynamoDB.Scan(State)";
-    let mut states = Vec::new();
-    let mut pages = client
+    let scan = client
         .scan()
         .table_name(state_table)
         .projection_expression("device_id, #online")
-        .expression_attribute_names("#online", "online")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StoreError::from_sdk(CALL, e))?;
-        for item in page.items() {
-            let r = ItemReader { call: CALL, item };
-            states.push(DeviceState {
-                device_id: r.string("device_id")?,
-                online: r.boolean("online")?.unwrap_or(false),
-            });
-        }
-    }
-    Ok(states)
+        .expression_attribute_names("#online", "online");
+    read_all(scan, "DynamoDB.Scan(State)", |r| {
+        Ok(DeviceState {
+            device_id: r.string("device_id")?,
+            online: r.boolean("online")?.unwrap_or(false),
+        })
+    })
+    .await
 }
 
 /// Every device-hour of the Summaries table with at least one anomaly.
@@ -41,28 +50,20 @@ pub async fn scan_anomalous_hours(
     client: &Client,
     summaries_table: &str,
 ) -> Result<Vec<AnomalousHour>, StoreError> {
-    const CALL: &str = "DynamoDB.Scan(Summaries)";
-    let mut hours = Vec::new();
-    let mut pages = client
+    let scan = client
         .scan()
         .table_name(summaries_table)
         .projection_expression("device_id, #hour, anomaly_count, record_count")
         .filter_expression("anomaly_count > :none")
         .expression_attribute_names("#hour", "hour")
-        .expression_attribute_values(":none", AttributeValue::N("0".into()))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StoreError::from_sdk(CALL, e))?;
-        for item in page.items() {
-            let r = ItemReader { call: CALL, item };
-            hours.push(AnomalousHour {
-                device_id: r.string("device_id")?,
-                hour: r.string("hour")?,
-                anomalies: r.number("anomaly_count")?.unwrap_or(0),
-                readings: r.number("record_count")?.unwrap_or(0),
-            });
-        }
-    }
-    Ok(hours)
+        .expression_attribute_values(":none", AttributeValue::N("0".into()));
+    read_all(scan, "DynamoDB.Scan(Summaries)", |r| {
+        Ok(AnomalousHour {
+            device_id: r.string("device_id")?,
+            hour: r.string("hour")?,
+            anomalies: r.number("anomaly_count")?.unwrap_or(0),
+            readings: r.number("record_count")?.unwrap_or(0),
+        })
+    })
+    .await
 }
