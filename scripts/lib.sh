@@ -36,6 +36,13 @@ CDN_PORT="${FLEETWIRE_CDN_PORT:-8088}"
 # The runner's HTTP API (the template's API Gateway routes); its JWT routes trust the
 # tokens the runner issues at POST /runner/tokens on the data plane port.
 API_PORT="${FLEETWIRE_API_PORT:-8089}"
+# The fault layer (FLEETWIRE_FAULTS=1, scripts/chaos): its control API, and a route in
+# front of each service the functions and the runner reach.
+FAULTS_PORT="${FLEETWIRE_FAULTS_PORT:-8090}"
+FAULTY_DYNAMODB_PORT="${FLEETWIRE_FAULTY_DYNAMODB_PORT:-18000}"
+FAULTY_KINESIS_PORT="${FLEETWIRE_FAULTY_KINESIS_PORT:-14567}"
+FAULTY_MOTO_PORT="${FLEETWIRE_FAULTY_MOTO_PORT:-15000}"
+FAULTY_MQTT_PORT="${FLEETWIRE_FAULTY_MQTT_PORT:-28830}"
 # kinesis (default) or msk: which stream telemetry-ingest writes and the runner maps.
 STREAM_BACKEND="${FLEETWIRE_STREAM_BACKEND:-kinesis}"
 KAFKA_TOPIC="${FLEETWIRE_KAFKA_TOPIC:-fleet-telemetry}"

@@ -5,6 +5,7 @@
 //! State for every device that sent, summaries equal to a recomputation, every URL
 //! downloaded and verified, the rigged rollout paused.
 
+mod chaos;
 mod device;
 mod exchange;
 mod mqtt;
@@ -76,6 +77,10 @@ struct Cli {
     /// Exit 1 when an invariant of the report is broken.
     #[arg(long)]
     check: bool,
+    /// Run under a fault profile of the stack's fault layer (throttle, latency, resets,
+    /// all): the stack must be up with FLEETWIRE_FAULTS=1, as scripts/chaos starts it.
+    #[arg(long, value_parser = chaos::profile::Profile::parse)]
+    faults: Option<chaos::profile::Profile>,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +168,19 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         progress.clone(),
         leave,
     ));
+    let chaos = match cli.faults {
+        Some(profile) => {
+            let control = std::env::var("FLEETWIRE_FAULTS_URL").map_err(|_| {
+                "--faults needs the stack's fault layer: start it with FLEETWIRE_FAULTS=1 scripts/stack up (scripts/chaos does) and load .local/run/stack.env".to_owned()
+            })?;
+            let log = std::env::var_os("FLEETWIRE_FUNCTION_LOG").map(PathBuf::from);
+            let chaos = chaos::Chaos::connect(&control, profile, log).await?;
+            eprintln!("fleet-sim: faults on: profile {}", profile.name());
+            let (stop, stopped) = watch::channel(false);
+            Some((chaos.clone(), stop, tokio::spawn(chaos.drive(stopped))))
+        }
+        None => None,
+    };
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let latencies = Arc::new(tokio::sync::Mutex::new(Vec::<f64>::new()));
     let sampler = tokio::spawn(sample_latency(
@@ -184,6 +202,19 @@ async fn run(cli: &Cli) -> Result<Report, String> {
             None => break,
         }
     }
+    // Faults stop with the fleet: the pipeline drains and the report is taken without them.
+    let faults = match chaos {
+        Some((chaos, stop, driver)) => {
+            let _ = stop.send(true);
+            match driver.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("switching faults: {e}")),
+                Err(e) => return Err(format!("the fault driver stopped: {e}")),
+            }
+            Some(chaos.finish().await?)
+        }
+        None => None,
+    };
     progress.set_message("waiting for the pipeline to drain");
     let drained = runner
         .drained(Duration::from_secs(cli.drain_timeout))
@@ -242,6 +273,7 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         },
         duration_s: elapsed.as_secs_f64(),
         drained,
+        faults,
         ..Report::default()
     };
     let listed: Vec<(bool, device::Outcome)> = outcomes

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::chaos::FaultsReport;
 use crate::device::{Kind, Outcome, Sent};
 use crate::observe::{StateRow, SummaryRow};
 
@@ -99,6 +100,9 @@ pub struct Report {
     /// Whether everything sent had been handled before the report was taken.
     pub drained: bool,
     pub errors: Vec<String>,
+    /// A run under a fault profile: what was injected and what the functions met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultsReport>,
 }
 
 /// Everything the report is made from.
@@ -263,6 +267,23 @@ impl Report {
             self.ota.rollouts_paused >= 1,
             "the rollout with forced failures did not pause".into(),
         );
+        if let Some(faults) = &self.faults {
+            // A run under faults proves nothing when none reached the pipeline.
+            require(
+                !faults.injected_by_kind.is_empty(),
+                format!(
+                    "profile {}: the fault layer injected nothing",
+                    faults.profile
+                ),
+            );
+            require(
+                faults.functions.invocations > 0,
+                format!(
+                    "profile {}: no function met a failed or retried AWS call",
+                    faults.profile
+                ),
+            );
+        }
         broken
     }
 
@@ -293,6 +314,9 @@ impl Report {
                 }
             }
         }
+        if let Some(faults) = &self.faults {
+            rows.extend(fault_rows(faults));
+        }
         let width = |column: fn(&(&str, String, String)) -> usize, title: &str| {
             rows.iter().map(column).max().unwrap_or(0).max(title.len())
         };
@@ -310,6 +334,31 @@ impl Report {
         }
         out
     }
+}
+
+/// The faults section: one row per kind injected, then what the functions met.
+fn fault_rows(faults: &FaultsReport) -> Vec<(&'static str, String, String)> {
+    let mut rows = vec![("faults", "profile".to_owned(), faults.profile.clone())];
+    for (kind, n) in &faults.injected_by_kind {
+        rows.push(("", format!("injected: {kind}"), n.to_string()));
+    }
+    rows.push(("", "kills".to_owned(), faults.kills.to_string()));
+    rows.push(("", "restarts".to_owned(), faults.restarts.to_string()));
+    let met = &faults.functions;
+    rows.push((
+        "",
+        "functions: invocations that met faults".to_owned(),
+        met.invocations.to_string(),
+    ));
+    rows.push((
+        "",
+        "functions: SDK retries".to_owned(),
+        met.retries.to_string(),
+    ));
+    for (code, n) in &met.errors_by_code {
+        rows.push(("", format!("functions: {code}"), n.to_string()));
+    }
+    rows
 }
 
 /// A JSON object's members in the order they were written (a section of the report), or

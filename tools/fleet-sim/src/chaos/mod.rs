@@ -1,0 +1,145 @@
+//! A run under faults (`--faults PROFILE`): while the devices live, the fault layer of the
+//! local stack (`FLEETWIRE_FAULTS=1`, `tools/faults`) gets a fresh draw of the profile's
+//! faults for each route every few seconds; when the devices are done the faults go off,
+//! the pipeline drains, and the report says what was injected and what the functions met.
+
+pub mod log;
+pub mod profile;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::exchange::exchange;
+use profile::{Profile, ROUTES, WINDOW};
+
+/// What a chaos run injected and what the functions made of it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FaultsReport {
+    pub profile: String,
+    /// The fault layer's count by kind: protocol errors per call (throttled PutRecords
+    /// entries per entry), TCP toxics per window they were on.
+    pub injected_by_kind: BTreeMap<String, u64>,
+    pub kills: u64,
+    pub restarts: u64,
+    /// From the functions' own log lines: the invocations that met a failed or retried
+    /// AWS call, their retries and the error codes.
+    pub functions: log::Met,
+}
+
+#[derive(Clone)]
+pub struct Chaos {
+    control: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    profile: Profile,
+    function_log: Option<PathBuf>,
+    log_start: u64,
+    injected_before: BTreeMap<String, u64>,
+}
+
+impl Chaos {
+    /// Reaches the fault layer at `control` and notes where the run begins.
+    pub async fn connect(
+        control: &str,
+        profile: Profile,
+        function_log: Option<PathBuf>,
+    ) -> Result<Chaos, String> {
+        let mut chaos = Chaos {
+            control: control.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            profile,
+            log_start: function_log.as_deref().map_or(0, log::end_of),
+            function_log,
+            injected_before: BTreeMap::new(),
+        };
+        let now = chaos.call(http::Method::DELETE, "/faults", None).await?;
+        chaos.injected_before = injected(&now);
+        Ok(chaos)
+    }
+
+    /// Draws the profile's faults for every route each window until `stop` turns true.
+    pub async fn drive(self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let mut rng = fastrand::Rng::new();
+        while !*stop.borrow() {
+            for route in ROUTES {
+                let faults = self.profile.window(route, &mut rng);
+                self.call(http::Method::PUT, &format!("/faults/{route}"), Some(faults))
+                    .await?;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(WINDOW) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Every fault off, and the run's figures.
+    pub async fn finish(&self) -> Result<FaultsReport, String> {
+        let now = self.call(http::Method::DELETE, "/faults", None).await?;
+        let mut injected_by_kind = injected(&now);
+        for (kind, n) in &self.injected_before {
+            if let Some(total) = injected_by_kind.get_mut(kind) {
+                *total = total.saturating_sub(*n);
+            }
+        }
+        injected_by_kind.retain(|_, n| *n > 0);
+        let functions = match &self.function_log {
+            Some(path) => log::met_since(path, self.log_start)?,
+            None => log::Met::default(),
+        };
+        Ok(FaultsReport {
+            profile: self.profile.name().to_owned(),
+            injected_by_kind,
+            kills: 0,
+            restarts: 0,
+            functions,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.control))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let (status, answer) = exchange(&self.client, request, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("the fault layer does not answer ({e}): start the stack with FLEETWIRE_FAULTS=1 (scripts/chaos does)"))?;
+        let answer: Value = serde_json::from_slice(&answer)
+            .map_err(|e| format!("the fault layer's answer is not JSON: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("the fault layer refused {path}: {answer}"));
+        }
+        Ok(answer)
+    }
+}
+
+fn injected(answer: &Value) -> BTreeMap<String, u64> {
+    answer["injected_by_kind"]
+        .as_object()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
