@@ -1,8 +1,8 @@
 //! The control API a chaos run switches faults with:
 //! - `GET /faults`: every route's faults now and everything injected so far, by kind;
-//! - `PUT /faults/<route>` with `{"errors": <share 0..1>, "toxics": [<toxic>...]}`: the
-//!   route's faults from now on (toxics as Toxiproxy's API writes them: `type`,
-//!   `attributes`, `stream`, `toxicity`); an absent field means none;
+//! - `PUT /faults/<route>` with `{"errors": <share 0..1>, "delay_ms": [low, high],
+//!   "toxics": [<toxic>...]}`: the route's faults from now on (toxics as Toxiproxy's API
+//!   writes them: `type`, `attributes`, `stream`, `toxicity`); an absent field means none;
 //! - `DELETE /faults`: every route back to faultless.
 
 use std::collections::BTreeMap;
@@ -96,10 +96,12 @@ impl Control {
                         &json!({"error": "errors is a share between 0 and 1"}),
                     );
                 }
-                if faults.errors > 0.0 && switch.route.service.is_none() {
+                if (faults.errors > 0.0 || faults.delay_ms.is_some())
+                    && switch.route.service.is_none()
+                {
                     return reply(
                         StatusCode::BAD_REQUEST,
-                        &json!({"error": format!("{name} is a TCP route: it has no protocol errors")}),
+                        &json!({"error": format!("{name} is a TCP route: it has no protocol errors or delays")}),
                     );
                 }
                 match switch.apply(faults).await {
@@ -123,6 +125,7 @@ impl Control {
                 json!({
                     "service": switch.route.service.map(|s| s.name()),
                     "errors": switch.route.error_share(),
+                    "delay_ms": switch.route.delay(),
                     "toxics": switch.route.toxics(),
                 }),
             );

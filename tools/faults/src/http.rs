@@ -72,6 +72,12 @@ impl ProtocolLayer {
                 );
             }
         };
+        if let Some([low, high]) = self.route.delay() {
+            let held = fastrand::u64(low..=high);
+            self.route
+                .count(format!("{} delayed calls", self.service.name()), 1);
+            tokio::time::sleep(std::time::Duration::from_millis(held)).await;
+        }
         let Some((fault, json)) = self.fault_for(&parts.headers, &body) else {
             return self.forward(&parts, body).await;
         };

@@ -32,7 +32,13 @@ pub struct Faults {
     /// The share of calls answered with the service's errors (0 to 1).
     #[serde(default)]
     pub errors: f64,
+    /// Each call held for a time drawn between these milliseconds before it is passed on
+    /// (DynamoDB and Kinesis routes): latency spikes that come and go with each switch,
+    /// where a TCP toxic switched on a live connection would lose the bytes it holds.
+    #[serde(default)]
+    pub delay_ms: Option<[u64; 2]>,
     /// Toxics as Toxiproxy's API writes them (`type`, `attributes`, `stream`, `toxicity`).
+    /// Toxicity is drawn per connection when it opens.
     #[serde(default)]
     pub toxics: Vec<Toxic>,
 }
@@ -46,8 +52,25 @@ pub struct Switch {
 impl Switch {
     /// The route's faults from now on.
     pub async fn apply(&self, faults: Faults) -> Result<(), String> {
+        if let Some([low, high]) = faults.delay_ms
+            && low > high
+        {
+            return Err(format!(
+                "delay_ms [{low}, {high}]: the first is the shortest"
+            ));
+        }
         self.route.set_error_share(faults.errors);
-        self.proxy.set_toxics(faults.toxics).await
+        self.route.set_delay(faults.delay_ms);
+        // noxious rebuilds every open connection's links on each change of toxics, and a
+        // toxic holding bytes (latency) loses them then: the same toxics are left alone.
+        let mut toxics = faults.toxics;
+        for toxic in &mut toxics {
+            toxic.set_default_name();
+        }
+        if toxics != self.route.toxics() {
+            self.proxy.set_toxics(toxics).await?;
+        }
+        Ok(())
     }
 }
 
@@ -82,6 +105,7 @@ pub struct Route {
     pub service: Option<Service>,
     /// The share of calls answered with an error, in millionths.
     error_share: AtomicU32,
+    delay: Mutex<Option<[u64; 2]>>,
     toxics: Mutex<Vec<Toxic>>,
     /// Faults injected, by kind.
     injected: Mutex<BTreeMap<String, u64>>,
@@ -93,6 +117,7 @@ impl Route {
             name: name.to_owned(),
             service,
             error_share: AtomicU32::new(0),
+            delay: Mutex::new(None),
             toxics: Mutex::new(Vec::new()),
             injected: Mutex::new(BTreeMap::new()),
         }
@@ -105,6 +130,17 @@ impl Route {
     pub fn set_error_share(&self, share: f64) {
         let millionths = (share.clamp(0.0, 1.0) * 1e6).round() as u32;
         self.error_share.store(millionths, Ordering::Relaxed);
+    }
+
+    /// The delay range of calls, if calls are delayed.
+    pub fn delay(&self) -> Option<[u64; 2]> {
+        self.delay.lock().ok().and_then(|d| *d)
+    }
+
+    fn set_delay(&self, delay: Option<[u64; 2]>) {
+        if let Ok(mut current) = self.delay.lock() {
+            *current = delay;
+        }
     }
 
     pub fn toxics(&self) -> Vec<Toxic> {

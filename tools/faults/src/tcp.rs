@@ -53,7 +53,13 @@ impl TcpProxy {
 
     /// Replaces the route's toxics; connections open now take the new ones at once.
     pub async fn set_toxics(&self, toxics: Vec<Toxic>) -> Result<(), String> {
-        self.send(ToxicEventKind::RemoveAllToxics).await?;
+        // One by one: noxious 1.0.4's RemoveAllToxics clears the upstream toxics only, and
+        // downstream ones would pile up switch after switch.
+        for installed in self.route.toxics() {
+            self.send(ToxicEventKind::RemoveToxic(installed.name))
+                .await?;
+        }
+        self.route.set_toxics(Vec::new());
         let mut named = Vec::with_capacity(toxics.len());
         for mut toxic in toxics {
             toxic.set_default_name();
@@ -65,7 +71,12 @@ impl TcpProxy {
             }
             self.send(ToxicEventKind::AddToxic(toxic.clone())).await?;
             self.route.count(
-                format!("{} {} (windows)", self.route.name, toxic.kind.get_name()),
+                format!(
+                    "{} {} on {:.0} % of connections (switched on)",
+                    self.route.name,
+                    toxic.kind.get_name(),
+                    toxic.toxicity * 100.0
+                ),
                 1,
             );
             named.push(toxic);

@@ -62,7 +62,7 @@ fn dynamodb_via(config: &aws_config::SdkConfig, url: &str) -> aws_sdk_dynamodb::
 fn errors(share: f64) -> Faults {
     Faults {
         errors: share,
-        toxics: Vec::new(),
+        ..Faults::default()
     }
 }
 
@@ -101,6 +101,27 @@ async fn the_sdk_retries_injected_throttling_and_server_errors_as_the_services_o
         3,
         "the SDK retried the error on every attempt: {:?}",
         switch.route.injected()
+    );
+
+    // Delayed calls pass, and are counted.
+    switch
+        .apply(Faults {
+            delay_ms: Some([20, 40]),
+            ..Faults::default()
+        })
+        .await
+        .expect("delays on");
+    let item = dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("device_id", key.clone())
+        .send()
+        .await
+        .expect("a delayed call passes");
+    assert!(item.item().is_none());
+    assert_eq!(
+        switch.route.injected().get("dynamodb delayed calls"),
+        Some(&1)
     );
 
     switch.apply(errors(0.0)).await.expect("faults off");
@@ -272,13 +293,17 @@ async fn tcp_toxics_reach_the_sdks_connections_and_go_away() {
         toxicity: 1.0,
         direction: StreamDirection::Upstream,
     };
-    switch
-        .apply(Faults {
-            errors: 0.0,
-            toxics: vec![stall],
-        })
-        .await
-        .expect("toxic on");
+    // Switched on twice: the same toxics are left alone the second time (a switch rebuilds
+    // every open connection's links).
+    for _ in 0..2 {
+        switch
+            .apply(Faults {
+                toxics: vec![stall.clone()],
+                ..Faults::default()
+            })
+            .await
+            .expect("toxic on");
+    }
     let err = get()
         .await
         .expect_err("a stalled connection fails the call");
@@ -287,9 +312,33 @@ async fn tcp_toxics_reach_the_sdks_connections_and_go_away() {
         "{err:?}"
     );
     assert_eq!(
-        switch.route.injected().get("state-tcp timeout (windows)"),
+        switch
+            .route
+            .injected()
+            .get("state-tcp timeout on 100 % of connections (switched on)"),
         Some(&1)
     );
     switch.apply(Faults::default()).await.expect("toxic off");
     get().await.expect("toxics off: the call passes again");
+
+    // The same on the answers' side, switched on and off twice: a toxic taken off must be
+    // gone, whichever direction it was on.
+    for _ in 0..2 {
+        let stall_answers = Toxic {
+            kind: ToxicKind::Timeout { timeout: 5_000 },
+            name: String::new(),
+            toxicity: 1.0,
+            direction: StreamDirection::Downstream,
+        };
+        switch
+            .apply(Faults {
+                toxics: vec![stall_answers],
+                ..Faults::default()
+            })
+            .await
+            .expect("toxic on");
+        get().await.expect_err("stalled answers fail the call");
+        switch.apply(Faults::default()).await.expect("toxic off");
+        get().await.expect("toxics off: the call passes again");
+    }
 }

@@ -137,6 +137,18 @@ async fn run(cli: &Cli) -> Result<Report, String> {
     };
     runner.status().await?;
     runner.enable_mappings().await?;
+    // The fault layer is reached (and cleared of any faults left on) before the fleet is
+    // prepared; its faults start with the devices.
+    let chaos = match cli.faults {
+        Some(profile) => {
+            let control = std::env::var("FLEETWIRE_FAULTS_URL").map_err(|_| {
+                "--faults needs the stack's fault layer: start it with FLEETWIRE_FAULTS=1 scripts/stack up (scripts/chaos does) and load .local/run/stack.env".to_owned()
+            })?;
+            let log = std::env::var_os("FLEETWIRE_FUNCTION_LOG").map(PathBuf::from);
+            Some(chaos::Chaos::connect(&control, profile, log).await?)
+        }
+        None => None,
+    };
     let run = fleetwire_run_id();
     let shape = Shape {
         devices: cli.devices,
@@ -168,19 +180,14 @@ async fn run(cli: &Cli) -> Result<Report, String> {
         progress.clone(),
         leave,
     ));
-    let chaos = match cli.faults {
-        Some(profile) => {
-            let control = std::env::var("FLEETWIRE_FAULTS_URL").map_err(|_| {
-                "--faults needs the stack's fault layer: start it with FLEETWIRE_FAULTS=1 scripts/stack up (scripts/chaos does) and load .local/run/stack.env".to_owned()
-            })?;
-            let log = std::env::var_os("FLEETWIRE_FUNCTION_LOG").map(PathBuf::from);
-            let chaos = chaos::Chaos::connect(&control, profile, log).await?;
-            eprintln!("fleet-sim: faults on: profile {}", profile.name());
-            let (stop, stopped) = watch::channel(false);
-            Some((chaos.clone(), stop, tokio::spawn(chaos.drive(stopped))))
-        }
-        None => None,
-    };
+    let chaos = chaos.map(|chaos| {
+        eprintln!(
+            "fleet-sim: faults on: profile {}",
+            cli.faults.map_or("", |p| p.name())
+        );
+        let (stop, stopped) = watch::channel(false);
+        (chaos.clone(), stop, tokio::spawn(chaos.drive(stopped)))
+    });
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let latencies = Arc::new(tokio::sync::Mutex::new(Vec::<f64>::new()));
     let sampler = tokio::spawn(sample_latency(

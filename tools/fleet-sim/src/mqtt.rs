@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// A live connection.
@@ -18,6 +18,8 @@ pub struct Session {
     eventloop: JoinHandle<()>,
     /// QoS 1 publishes not acknowledged yet.
     unacknowledged: Arc<AtomicI64>,
+    /// SUBACKs received so far, and a wake-up for each.
+    subscribed: watch::Receiver<u64>,
 }
 
 impl Session {
@@ -39,6 +41,7 @@ impl Session {
         let (accepted, connected) = oneshot::channel::<Result<(), String>>();
         let unacknowledged = Arc::new(AtomicI64::new(0));
         let acks = unacknowledged.clone();
+        let (subacks, subscribed) = watch::channel(0u64);
         let eventloop = tokio::spawn(async move {
             let mut accepted = Some(accepted);
             loop {
@@ -50,6 +53,9 @@ impl Session {
                     }
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         acks.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        subacks.send_modify(|n| *n += 1);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         let _ = to_device.send((publish.topic.clone(), publish.payload.clone()));
@@ -70,6 +76,7 @@ impl Session {
                 incoming,
                 eventloop,
                 unacknowledged,
+                subscribed,
             }),
             Ok(Ok(Err(e))) => Err(format!("{client_id}: cannot connect to {host}:{port}: {e}")),
             _ => Err(format!(
@@ -78,11 +85,21 @@ impl Session {
         }
     }
 
-    pub async fn subscribe(&self, filter: &str) -> Result<(), String> {
+    /// Subscribes and returns once the broker's SUBACK is in, as a device must before it
+    /// asks for what it subscribed to: an answer published before the subscription
+    /// reached the broker is not delivered (MQTT 3.1.1, 3.8.4).
+    pub async fn subscribe(&mut self, filter: &str) -> Result<(), String> {
+        let before = *self.subscribed.borrow_and_update();
         self.client
             .subscribe(filter, QoS::AtLeastOnce)
             .await
-            .map_err(|e| format!("subscribe {filter}: {e}"))
+            .map_err(|e| format!("subscribe {filter}: {e}"))?;
+        let acknowledged = self.subscribed.wait_for(|n| *n > before);
+        match tokio::time::timeout(Duration::from_secs(15), acknowledged).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(format!("subscribe {filter}: the connection ended")),
+            Err(_) => Err(format!("subscribe {filter}: no SUBACK within 15 s")),
+        }
     }
 
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<(), String> {

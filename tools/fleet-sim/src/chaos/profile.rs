@@ -22,10 +22,11 @@ const RESET_ROUTES: [&str; 3] = ["dynamodb", "kinesis", "moto"];
 pub enum Profile {
     /// 5 % of DynamoDB and Kinesis calls answered with throttling or server errors.
     Throttle,
-    /// 50–200 ms of latency on a route in about half the windows.
+    /// 50–200 ms spikes: every DynamoDB and Kinesis call in about half the windows, half
+    /// the connections to moto and mosquitto all along.
     Latency,
-    /// Connections cut after a few bytes or stalled past the SDK's attempt timeout, in
-    /// about a third of the windows.
+    /// A tenth of the connections to DynamoDB, Kinesis and moto cut after their first
+    /// kilobyte, a twentieth stalled past the SDK's attempt timeout.
     Resets,
     /// All of the above at once.
     All,
@@ -66,37 +67,43 @@ impl Profile {
     }
 
     /// The faults of `route` for the next window, as `PUT /faults/<route>` takes them.
+    /// Protocol faults (errors, delayed calls) are drawn afresh each window; TCP toxics are
+    /// the same all run long and strike a share of the connections as they open: noxious
+    /// loses the bytes a latency toxic holds whenever a route's toxics change, which is
+    /// not a fault TCP has. (The fault layer leaves unchanged toxics alone.)
     pub fn window(self, route: &str, rng: &mut fastrand::Rng) -> Value {
-        let errors = if self.throttles() && PROTOCOL_ROUTES.contains(&route) {
+        let protocol = PROTOCOL_ROUTES.contains(&route);
+        let errors = if self.throttles() && protocol {
             0.05
         } else {
             0.0
         };
+        // Spikes of 50 to 200 ms on every call, in about half the windows.
+        let delay_ms = (self.delays() && protocol && rng.bool()).then_some([50, 200]);
         let mut toxics = Vec::new();
-        if self.delays() && rng.bool() {
-            // 125 ± 75 ms: every spike between 50 and 200 ms, on the answers.
+        if self.delays() && !protocol {
+            // 125 ± 75 ms on half the connections, on the requests. Not on the answers:
+            // noxious's latency toxic downstream loses a delayed answer when the server
+            // closes the connection right behind it (moto answers HTTP/1.0 so).
             toxics.push(json!({
-                "type": "latency", "stream": "downstream", "toxicity": 1.0,
+                "type": "latency", "stream": "upstream", "toxicity": 0.5,
                 "attributes": {"latency": 125, "jitter": 75},
             }));
         }
-        if self.resets() && RESET_ROUTES.contains(&route) && rng.f64() < 0.35 {
-            toxics.push(if rng.bool() {
-                // Cut: the connection closes after a few hundred bytes of the request.
-                json!({
-                    "type": "limit_data", "stream": "upstream", "toxicity": 0.5,
-                    "attributes": {"bytes": rng.u64(64..2048)},
-                })
-            } else {
-                // Stall: nothing flows, then the connection closes after 3 s, past the
-                // functions' 2 s attempt timeout.
-                json!({
-                    "type": "timeout", "stream": "upstream", "toxicity": 0.3,
-                    "attributes": {"timeout": 3000},
-                })
-            });
+        if self.resets() && RESET_ROUTES.contains(&route) {
+            // Cut: one connection in ten closes after its first kilobyte sent.
+            toxics.push(json!({
+                "type": "limit_data", "stream": "upstream", "toxicity": 0.1,
+                "attributes": {"bytes": 1024},
+            }));
+            // Stall: one in twenty carries nothing, then closes after 3 s, past the
+            // functions' 2 s attempt timeout.
+            toxics.push(json!({
+                "type": "timeout", "stream": "upstream", "toxicity": 0.05,
+                "attributes": {"timeout": 3000},
+            }));
         }
-        json!({"errors": errors, "toxics": toxics})
+        json!({"errors": errors, "delay_ms": delay_ms, "toxics": toxics})
     }
 }
 
@@ -109,12 +116,19 @@ mod tests {
         (0..200).map(|_| profile.window(route, &mut rng)).collect()
     }
 
-    fn kinds(windows: &[Value]) -> std::collections::BTreeSet<String> {
-        windows
+    fn kinds(windows: &[Value]) -> Vec<String> {
+        let mut kinds: Vec<String> = windows
             .iter()
             .flat_map(|w| w["toxics"].as_array().cloned().unwrap_or_default())
             .map(|t| t["type"].as_str().unwrap_or_default().to_owned())
-            .collect()
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
+    fn delayed(windows: &[Value]) -> usize {
+        windows.iter().filter(|w| !w["delay_ms"].is_null()).count()
     }
 
     #[test]
@@ -128,22 +142,40 @@ mod tests {
             };
             assert!(all.iter().all(|w| w["errors"] == expected), "{route}");
             assert!(kinds(&all).is_empty(), "{route}");
+            assert_eq!(delayed(&all), 0, "{route}");
         }
     }
 
     #[test]
-    fn latency_comes_and_goes_within_50_to_200_ms() {
-        let all = windows(Profile::Latency, "mqtt");
-        let on = all
-            .iter()
-            .filter(|w| w["toxics"].as_array().is_some_and(|t| !t.is_empty()));
-        let on = on.count();
-        assert!((60..140).contains(&on), "latency in {on} of 200 windows");
-        for window in &all {
-            for toxic in window["toxics"].as_array().into_iter().flatten() {
-                let a = &toxic["attributes"];
-                let (latency, jitter) = (a["latency"].as_u64(), a["jitter"].as_u64());
-                assert_eq!((latency, jitter), (Some(125), Some(75)));
+    fn latency_delays_calls_in_some_windows_and_slows_half_the_other_connections() {
+        let calls = windows(Profile::Latency, "dynamodb");
+        let on = delayed(&calls);
+        assert!(
+            (60..140).contains(&on),
+            "calls delayed in {on} of 200 windows"
+        );
+        assert!(
+            calls
+                .iter()
+                .all(|w| w["delay_ms"].is_null() || w["delay_ms"] == json!([50, 200]))
+        );
+        assert!(kinds(&calls).is_empty());
+        let broker = windows(Profile::Latency, "mqtt");
+        assert_eq!(delayed(&broker), 0);
+        let toxic = &broker[0]["toxics"][0];
+        assert_eq!(toxic["attributes"], json!({"latency": 125, "jitter": 75}));
+        assert_eq!(toxic["toxicity"], 0.5);
+    }
+
+    #[test]
+    fn toxics_stay_the_same_all_run_long() {
+        for profile in [Profile::Latency, Profile::Resets, Profile::All] {
+            for route in ROUTES {
+                let all = windows(profile, route);
+                assert!(
+                    all.iter().all(|w| w["toxics"] == all[0]["toxics"]),
+                    "{route}"
+                );
             }
         }
     }
@@ -151,9 +183,7 @@ mod tests {
     #[test]
     fn resets_cut_and_stall_the_aws_routes_but_not_the_broker() {
         assert_eq!(
-            kinds(&windows(Profile::Resets, "dynamodb"))
-                .into_iter()
-                .collect::<Vec<_>>(),
+            kinds(&windows(Profile::Resets, "dynamodb")),
             ["limit_data", "timeout"]
         );
         assert!(kinds(&windows(Profile::Resets, "mqtt")).is_empty());
@@ -161,12 +191,15 @@ mod tests {
 
     #[test]
     fn all_is_every_profile_at_once() {
-        let all = windows(Profile::All, "kinesis");
-        assert!(all.iter().all(|w| w["errors"] == 0.05));
+        let calls = windows(Profile::All, "kinesis");
+        assert!(calls.iter().all(|w| w["errors"] == 0.05));
+        assert!(delayed(&calls) > 0);
+        assert_eq!(kinds(&calls), ["limit_data", "timeout"]);
         assert_eq!(
-            kinds(&all).into_iter().collect::<Vec<_>>(),
+            kinds(&windows(Profile::All, "moto")),
             ["latency", "limit_data", "timeout"]
         );
+        assert_eq!(kinds(&windows(Profile::All, "mqtt")), ["latency"]);
     }
 
     #[test]
