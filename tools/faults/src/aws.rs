@@ -12,6 +12,10 @@
 //! - `TransactionCanceledException`: one `CancellationReasons` entry per item, in the
 //!   order sent, `None` for the items that did not stop it (API reference,
 //!   TransactWriteItems); the SDK does not retry it, the caller decides.
+//! - A 500 does not say the call failed: DynamoDB's "may or may not have succeeded"
+//!   (Developer Guide, error handling, Internal Server Error), and a producer retrying a
+//!   write whose answer it lost writes the record twice (Kinesis Developer Guide,
+//!   "Handling Duplicate Records"); [`Fault::FailAfterApplying`] plays both.
 //! - A PutRecords answer can fail some entries and not others: each failed entry carries
 //!   `ErrorCode` and `ErrorMessage` in place of `SequenceNumber` and `ShardId`, and
 //!   `FailedRecordCount` counts them (Kinesis API reference, PutRecords); the records of
@@ -72,6 +76,8 @@ pub enum Fault {
     TransactionConflict { items: usize, conflicted: usize },
     /// PutRecords with the entries at these positions throttled, the others written.
     FailEntries { failed: Vec<usize> },
+    /// A write passed to the service, then answered 500 as if it had failed.
+    FailAfterApplying,
 }
 
 impl Fault {
@@ -85,6 +91,9 @@ impl Fault {
             }
             Fault::FailEntries { .. } => {
                 format!("{service} PutRecords entries ProvisionedThroughputExceededException")
+            }
+            Fault::FailAfterApplying => {
+                format!("{service} InternalServerError after applying the write (HTTP 500)")
             }
         }
     }
@@ -117,6 +126,9 @@ const INTERNAL: [Fault; 2] = [
 /// answers that operation with.
 pub fn choose(service: Service, operation: &str, body: &Value, rng: &mut fastrand::Rng) -> Fault {
     let mut faults = vec![THROTTLED];
+    if is_write(service, operation) {
+        faults.push(Fault::FailAfterApplying);
+    }
     match (service, operation) {
         (Service::DynamoDb, "TransactWriteItems") => {
             let items = body
@@ -161,6 +173,26 @@ pub fn choose(service: Service, operation: &str, body: &Value, rng: &mut fastran
     faults.swap_remove(rng.usize(..faults.len()))
 }
 
+/// The calls that change what the service holds.
+fn is_write(service: Service, operation: &str) -> bool {
+    match service {
+        Service::DynamoDb => matches!(
+            operation,
+            "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
+        ),
+        Service::Kinesis => matches!(operation, "PutRecord" | "PutRecords"),
+    }
+}
+
+/// The answer after the service applied a [`Fault::FailAfterApplying`] write.
+pub fn failure_after_applying(service: Service) -> (u16, Value) {
+    let code = "InternalServerError";
+    (
+        500,
+        json!({"__type": service.error_type(code), "message": message(service, code)}),
+    )
+}
+
 /// The answer to a call the fault refuses whole: `(status, body)`; `None` for
 /// [`Fault::FailEntries`], which is answered from the service's own answer.
 pub fn refusal(service: Service, fault: &Fault) -> Option<(u16, Value)> {
@@ -200,7 +232,7 @@ pub fn refusal(service: Service, fault: &Fault) -> Option<(u16, Value)> {
                 }),
             ))
         }
-        Fault::FailEntries { .. } => None,
+        Fault::FailEntries { .. } | Fault::FailAfterApplying => None,
     }
 }
 

@@ -85,8 +85,17 @@ impl ProtocolLayer {
         if let Some((status, answer)) = aws::refusal(self.service, &fault) {
             return self.json_reply(status, &answer);
         }
-        let Fault::FailEntries { failed } = &fault else {
-            return self.forward(&parts, body).await;
+        let failed = match &fault {
+            Fault::FailEntries { failed } => failed,
+            Fault::FailAfterApplying => {
+                let reply = self.forward(&parts, body).await;
+                if reply.status() != StatusCode::OK {
+                    return reply;
+                }
+                let (status, answer) = aws::failure_after_applying(self.service);
+                return self.json_reply(status, &answer);
+            }
+            _ => return self.forward(&parts, body).await,
         };
         let total = json
             .get("Records")

@@ -50,11 +50,16 @@ async fn route(name: &str, service: &str) -> (Switch, aws_config::SdkConfig, Str
 }
 
 /// A client of the route: set on the service's own configuration, since
-/// `AWS_ENDPOINT_URL_<SERVICE>` outranks the shared one.
+/// `AWS_ENDPOINT_URL_<SERVICE>` outranks the shared one. Each route's clients have a
+/// retry partition of their own: the SDK's retry quota is shared by every client of a
+/// partition (by default, of a service), and one test's refusals would spend another's.
 fn dynamodb_via(config: &aws_config::SdkConfig, url: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(config)
             .endpoint_url(url)
+            .retry_partition(aws_sdk_dynamodb::config::retry::RetryPartition::new(
+                url.to_owned(),
+            ))
             .build(),
     )
 }
@@ -341,4 +346,48 @@ async fn tcp_toxics_reach_the_sdks_connections_and_go_away() {
         switch.apply(Faults::default()).await.expect("toxic off");
         get().await.expect("toxics off: the call passes again");
     }
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_still_ours_when_the_sdk_retries_it() {
+    use fleetwire::adapters::DynamoIdempotency;
+    use fleetwire::domain::idempotency::{Claim, IdempotencyStore};
+
+    let (switch, config, url) = route("dynamodb", "DYNAMODB").await;
+    let store = DynamoIdempotency::new(dynamodb_via(&config, &url), var("IDEMPOTENCY_TABLE"));
+    // Half the attempts refused, a fifth of those after the claim was written: an attempt
+    // whose write applied and whose answer said it failed is retried by the SDK, and the
+    // retry finds the claim that attempt made.
+    switch.apply(errors(0.5)).await.expect("faults on");
+    let run = run_id();
+    let now = time::OffsetDateTime::now_utc();
+    let (mut claimed, mut refused) = (0, 0);
+    for i in 0..200 {
+        let key = format!("faults-{run}-{i}");
+        match store
+            .claim(
+                &key,
+                "fingerprint",
+                now,
+                now - time::Duration::minutes(1),
+                now + time::Duration::hours(1),
+            )
+            .await
+        {
+            Ok(Claim::Claimed) => claimed += 1,
+            Ok(other) => panic!("a fresh key {key} was not ours: {other:?}"),
+            Err(_) => refused += 1,
+        }
+    }
+    let applied_then_failed = switch
+        .route
+        .injected()
+        .get("dynamodb InternalServerError after applying the write (HTTP 500)")
+        .copied()
+        .unwrap_or(0);
+    assert!(applied_then_failed > 0, "{:?}", switch.route.injected());
+    assert!(
+        claimed > 100,
+        "{claimed} claimed, {refused} refused after three attempts"
+    );
 }

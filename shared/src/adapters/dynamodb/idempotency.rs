@@ -1,5 +1,10 @@
 //! [`IdempotencyStore`] on a DynamoDB table keyed by `key`, with a TTL on `expires_at`.
 //! A claim is one conditional PutItem whose refusal carries the row it lost to.
+//!
+//! Each claim writes a token of its own: when the SDK retries a claim whose first attempt
+//! was written but answered with an error (a 500 "may or may not have succeeded", an
+//! answer lost with its connection), the retry's condition fails on that very row, and
+//! the token says the row is this claim's, not another request's.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -30,13 +35,18 @@ impl DynamoIdempotency {
     }
 }
 
-fn claim_of(item: &Item) -> Result<Claim, StoreError> {
+fn claim_of(item: &Item, token: &str) -> Result<Claim, StoreError> {
     let r = ItemReader {
         call: "DynamoDB.PutItem",
         item,
     };
     let fingerprint = r.string("fingerprint")?;
-    match r.string("state")?.as_str() {
+    let state = r.string("state")?;
+    if state == IN_PROGRESS && r.optional_string("claim_token")?.as_deref() == Some(token) {
+        // Our own earlier attempt of this very claim.
+        return Ok(Claim::Claimed);
+    }
+    match state.as_str() {
         COMPLETED => Ok(Claim::Completed {
             fingerprint,
             response: StoredResponse {
@@ -58,6 +68,7 @@ impl IdempotencyStore for DynamoIdempotency {
         expires_at: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
         // Free when never used, expired (TTL deletes lazily), or claimed and abandoned.
+        let token = format!("{:032x}", fastrand::u128(..));
         let result = self
             .client
             .put_item()
@@ -65,6 +76,7 @@ impl IdempotencyStore for DynamoIdempotency {
             .item("key", s(key))
             .item("fingerprint", s(fingerprint))
             .item("state", s(IN_PROGRESS))
+            .item("claim_token", s(&token))
             .item("claimed_at", n(now.unix_timestamp()))
             .item("expires_at", n(expires_at.unix_timestamp()))
             .condition_expression(
@@ -84,7 +96,7 @@ impl IdempotencyStore for DynamoIdempotency {
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(failed)) => {
                     match failed.item() {
-                        Some(item) => claim_of(item),
+                        Some(item) => claim_of(item, &token),
                         None => Err(StoreError::corrupt(
                             "DynamoDB.PutItem",
                             "condition failed without the item that failed it",

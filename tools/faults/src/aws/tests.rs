@@ -141,3 +141,25 @@ fn put_records_failures_name_at_least_one_entry() {
         }
     }
 }
+
+#[test]
+fn only_writes_fail_after_applying() {
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut kinds = |service, op: &str| {
+        (0..300)
+            .map(|_| choose(service, op, &put_records(2), &mut rng))
+            .any(|f| f == Fault::FailAfterApplying)
+    };
+    assert!(kinds(Service::DynamoDb, "PutItem"));
+    assert!(kinds(Service::DynamoDb, "TransactWriteItems"));
+    assert!(kinds(Service::Kinesis, "PutRecords"));
+    assert!(!kinds(Service::DynamoDb, "GetItem"));
+    assert!(!kinds(Service::DynamoDb, "Query"));
+    assert!(!kinds(Service::Kinesis, "GetRecords"));
+    let (status, answer) = failure_after_applying(Service::DynamoDb);
+    assert_eq!(status, 500);
+    assert_eq!(
+        answer["__type"],
+        "com.amazonaws.dynamodb.v20120810#InternalServerError"
+    );
+}

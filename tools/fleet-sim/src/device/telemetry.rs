@@ -10,6 +10,9 @@ use crate::mqtt::Session;
 
 use super::*;
 
+/// Attempts of one HTTP request, the first included (the last waits 3.2 s before it).
+const HTTP_ATTEMPTS: u32 = 5;
+
 /// Where a device's telemetry goes: its MQTT topic, or the HTTP API with its token.
 pub(super) struct Telemetry {
     pub(super) topic: String,
@@ -19,7 +22,8 @@ pub(super) struct Telemetry {
 impl Telemetry {
     /// Sends one reading or a `{"records": [...]}` batch whose readings are `kinds`. Over
     /// HTTPS the answer must be what the API promises: `202` when one reading is valid,
-    /// `400` when none is, and a per-record result that says which.
+    /// `400` when none is, and a per-record result that says which; what it asks to be
+    /// sent again is sent again with the same idempotency key.
     pub(super) async fn send(
         &self,
         shared: &Shared,
@@ -30,13 +34,31 @@ impl Telemetry {
         let Some(token) = &self.token else {
             return session.publish(&self.topic, body.to_string()).await;
         };
-        let request = http::Request::post(format!("{}/v1/telemetry", shared.names.api_url))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("{:032x}", fastrand::u128(..)))
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| e.to_string())?;
-        let (status, answer) = post_json(shared, request).await?;
+        // One key for every attempt: a retry must never count the readings twice.
+        let key = format!("{:032x}", fastrand::u128(..));
+        let body = Bytes::from(body.to_string());
+        let mut attempt = 0;
+        let (status, answer) = loop {
+            let request = http::Request::post(format!("{}/v1/telemetry", shared.names.api_url))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", &key)
+                .body(Full::new(body.clone()))
+                .map_err(|e| e.to_string())?;
+            let answered = post_json(shared, request).await;
+            attempt += 1;
+            // What the API asks a client to send again: a request still in progress (409),
+            // over the caller's rate (429), a store or stream unavailable (5xx); and no
+            // answer at all.
+            let again = match &answered {
+                Ok((status, _)) => matches!(status, 409 | 429 | 500 | 502 | 503 | 504),
+                Err(_) => true,
+            };
+            if !again || attempt == HTTP_ATTEMPTS {
+                break answered?;
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        };
         let any_valid = kinds.contains(&Kind::Valid);
         let expected = if any_valid { 202 } else { 400 };
         if status != expected {

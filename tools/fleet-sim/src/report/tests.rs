@@ -171,3 +171,69 @@ fn quantiles_by_nearest_rank() {
     assert_eq!(quantile(&mut samples, 0.99), Some(99.0));
     assert_eq!(quantile(&mut [], 0.5), None);
 }
+
+/// A report whose every other invariant holds, run under `profile`.
+fn under_faults(profile: &str, injected: &[(&str, u64)], retries: u64) -> Report {
+    let mut report = Report {
+        drained: true,
+        faults: Some(FaultsReport {
+            profile: profile.into(),
+            injected_by_kind: injected
+                .iter()
+                .map(|(k, n)| ((*k).to_owned(), *n))
+                .collect(),
+            functions: crate::chaos::log::Met {
+                invocations: 1,
+                retries,
+                errors_by_code: [("ServiceUnavailable".to_owned(), 2)].into_iter().collect(),
+            },
+            ..FaultsReport::default()
+        }),
+        ..Report::default()
+    };
+    report.ota.rollouts_paused = 1;
+    report
+}
+
+#[test]
+fn a_run_under_faults_must_have_met_them() {
+    let held = under_faults(
+        "throttle",
+        &[("dynamodb ServiceUnavailable (HTTP 503)", 3)],
+        2,
+    );
+    assert!(held.violations().is_empty(), "{:?}", held.violations());
+
+    let nothing_injected = under_faults("latency", &[], 0);
+    assert_eq!(
+        nothing_injected.violations(),
+        ["profile latency: the fault layer injected nothing"]
+    );
+    let never_retried = under_faults("all", &[("kinesis InternalServerError (HTTP 500)", 1)], 0);
+    assert_eq!(
+        never_retried.violations(),
+        ["profile all: no function retried an AWS call"]
+    );
+}
+
+#[test]
+fn the_faults_print_below_the_figures() {
+    let report = under_faults(
+        "throttle",
+        &[("dynamodb ServiceUnavailable (HTTP 503)", 3)],
+        2,
+    );
+    let table = report.render();
+    let faults: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("faults"))
+        .collect();
+    assert_eq!(faults.len(), 7, "{table}");
+    assert!(faults[0].ends_with("throttle"));
+    assert!(
+        faults[1].contains("injected: dynamodb ServiceUnavailable (HTTP 503)")
+            && faults[1].ends_with('3')
+    );
+    assert!(faults[5].contains("functions: SDK retries") && faults[5].ends_with('2'));
+    assert!(faults[6].contains("functions: ServiceUnavailable"));
+}
