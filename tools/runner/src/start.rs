@@ -175,9 +175,11 @@ pub async fn run(wiring: Wiring, args: RunArgs) -> Result<(), String> {
         })?;
 
     // The local servers are single-threaded and slow under a fleet's burst (moto makes
-    // an RSA key per certificate): patience, not retries.
+    // an RSA key per certificate): patience. And IoT Core's own calls to its stores do not
+    // fail a device's request for a connection cut or stalled once (the fault layer's
+    // resets): four attempts.
     let defaults = SdkSettings {
-        max_attempts: 2,
+        max_attempts: 4,
         connect_timeout: Duration::from_secs(10),
         attempt_timeout: Duration::from_secs(30),
         operation_timeout: Duration::from_secs(60),
