@@ -269,11 +269,17 @@ impl Report {
         );
         if let Some(faults) = &self.faults {
             // A run under faults proves nothing when none reached the pipeline.
+            let struck = !faults.injected_by_kind.is_empty() || faults.kills > 0;
             require(
-                !faults.injected_by_kind.is_empty(),
+                struck,
+                format!("profile {}: nothing was injected or killed", faults.profile),
+            );
+            let killing = matches!(faults.profile.as_str(), "kills" | "all");
+            require(
+                !killing || (faults.kills > 0 && faults.restarts > 0),
                 format!(
-                    "profile {}: the fault layer injected nothing",
-                    faults.profile
+                    "profile {}: {} kills and {} restarts, at least one of each expected",
+                    faults.profile, faults.kills, faults.restarts
                 ),
             );
             // Where AWS errors were injected, the functions' SDK clients must have retried.
@@ -346,6 +352,7 @@ fn fault_rows(faults: &FaultsReport) -> Vec<(&'static str, String, String)> {
     }
     rows.push(("", "kills".to_owned(), faults.kills.to_string()));
     rows.push(("", "restarts".to_owned(), faults.restarts.to_string()));
+    rows.push(("", "freezes".to_owned(), faults.freezes.to_string()));
     let met = &faults.functions;
     rows.push((
         "",

@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::exchange::exchange;
-use profile::{Profile, ROUTES, WINDOW};
+use profile::{KILL_EVERY, KILL_TARGETS, Profile, ROUTES, WINDOW};
 
 /// What a chaos run injected and what the functions made of it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -29,8 +29,15 @@ pub struct FaultsReport {
     /// The fault layer's count by kind: protocol errors per call (throttled PutRecords
     /// entries per entry), TCP toxics per window they were on.
     pub injected_by_kind: BTreeMap<String, u64>,
+    /// Processes killed with SIGKILL (functions, DynamoDB Local).
     pub kills: u64,
+    /// Of those, services started again (a function's process is started by `cargo
+    /// lambda watch` at its next invoke).
     pub restarts: u64,
+    /// Services frozen with SIGSTOP and thawed.
+    pub freezes: u64,
+    /// What each kill did, as `scripts/stack kill` said it.
+    pub kill_log: Vec<String>,
     /// From the functions' own log lines: the invocations that met a failed or retried
     /// AWS call, their retries and the error codes.
     pub functions: log::Met,
@@ -44,6 +51,7 @@ pub struct Chaos {
     function_log: Option<PathBuf>,
     log_start: u64,
     injected_before: BTreeMap<String, u64>,
+    kills: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Chaos {
@@ -60,14 +68,30 @@ impl Chaos {
             log_start: function_log.as_deref().map_or(0, log::end_of),
             function_log,
             injected_before: BTreeMap::new(),
+            kills: Default::default(),
         };
         let now = chaos.call(http::Method::DELETE, "/faults", None).await?;
         chaos.injected_before = injected(&now);
         Ok(chaos)
     }
 
-    /// Draws the profile's faults for every route each window until `stop` turns true.
+    /// Draws the profile's faults for every route each window, and kills processes if it
+    /// says so, until `stop` turns true.
     pub async fn drive(self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let killer = self
+            .profile
+            .kills()
+            .then(|| tokio::spawn(self.clone().kill_now_and_then(stop.clone())));
+        let switched = self.switch(&mut stop).await;
+        if let Some(killer) = killer {
+            killer
+                .await
+                .map_err(|e| format!("the killer stopped: {e}"))??;
+        }
+        switched
+    }
+
+    async fn switch(&self, stop: &mut watch::Receiver<bool>) -> Result<(), String> {
         let mut rng = fastrand::Rng::new();
         while !*stop.borrow() {
             for route in ROUTES {
@@ -81,6 +105,49 @@ impl Chaos {
             }
         }
         Ok(())
+    }
+
+    /// A process killed at a random moment, again and again until `stop`.
+    async fn kill_now_and_then(self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let script = std::env::var("FLEETWIRE_STACK_SCRIPT").map_err(|_| {
+            "--faults kills needs FLEETWIRE_STACK_SCRIPT from the faulty stack's stack.env"
+                .to_owned()
+        })?;
+        let mut rng = fastrand::Rng::new();
+        let mut round = Vec::new();
+        loop {
+            if round.is_empty() {
+                round = KILL_TARGETS.to_vec();
+                rng.shuffle(&mut round);
+            }
+            let wait = Duration::from_secs(rng.u64(KILL_EVERY));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return Ok(()),
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let target = round.pop().unwrap_or("function:any");
+            let output = tokio::process::Command::new("bash")
+                .arg(&script)
+                .arg("kill")
+                .arg(target)
+                .output()
+                .await
+                .map_err(|e| format!("{script} kill {target}: {e}"))?;
+            let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            if !output.status.success() {
+                return Err(format!(
+                    "{script} kill {target} failed: {said} {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+            eprintln!("fleet-sim: {said}");
+            if let Ok(mut kills) = self.kills.lock() {
+                kills.push(said);
+            }
+        }
     }
 
     /// Every fault off, and the run's figures.
@@ -97,11 +164,20 @@ impl Chaos {
             Some(path) => log::met_since(path, self.log_start)?,
             None => log::Met::default(),
         };
+        let kill_log = self.kills.lock().map(|k| k.clone()).unwrap_or_default();
+        let count = |prefix: &str, also: &str| {
+            kill_log
+                .iter()
+                .filter(|l| l.starts_with(prefix) && l.contains(also))
+                .count() as u64
+        };
         Ok(FaultsReport {
             profile: self.profile.name().to_owned(),
             injected_by_kind,
-            kills: 0,
-            restarts: 0,
+            kills: count("killed", ""),
+            restarts: count("killed", "restarted"),
+            freezes: count("froze", ""),
+            kill_log,
             functions,
         })
     }

@@ -28,9 +28,24 @@ pub enum Profile {
     /// A tenth of the connections to DynamoDB, Kinesis and moto cut after their first
     /// kilobyte, a twentieth stalled past the SDK's attempt timeout.
     Resets,
+    /// Processes killed at random moments: a function's (under `cargo lambda watch`),
+    /// DynamoDB Local's (restarted), kinesis-mock frozen a few seconds.
+    Kills,
     /// All of the above at once.
     All,
 }
+
+/// What the kills strike, in turn (shuffled once a round): `scripts/stack kill TARGET`.
+pub const KILL_TARGETS: [&str; 5] = [
+    "function:any",
+    "dynamodb",
+    "function:any",
+    "kinesis",
+    "function:any",
+];
+
+/// Seconds between two kills, drawn between these.
+pub const KILL_EVERY: std::ops::Range<u64> = 3..7;
 
 impl Profile {
     pub fn parse(name: &str) -> Result<Profile, String> {
@@ -38,9 +53,10 @@ impl Profile {
             "throttle" => Ok(Profile::Throttle),
             "latency" => Ok(Profile::Latency),
             "resets" => Ok(Profile::Resets),
+            "kills" => Ok(Profile::Kills),
             "all" => Ok(Profile::All),
             other => Err(format!(
-                "unknown fault profile {other:?}: throttle, latency, resets or all"
+                "unknown fault profile {other:?}: throttle, latency, resets, kills or all"
             )),
         }
     }
@@ -50,6 +66,7 @@ impl Profile {
             Profile::Throttle => "throttle",
             Profile::Latency => "latency",
             Profile::Resets => "resets",
+            Profile::Kills => "kills",
             Profile::All => "all",
         }
     }
@@ -64,6 +81,10 @@ impl Profile {
 
     fn resets(self) -> bool {
         matches!(self, Profile::Resets | Profile::All)
+    }
+
+    pub fn kills(self) -> bool {
+        matches!(self, Profile::Kills | Profile::All)
     }
 
     /// The faults of `route` for the next window, as `PUT /faults/<route>` takes them.
@@ -204,9 +225,10 @@ mod tests {
 
     #[test]
     fn profiles_are_named() {
-        for name in ["throttle", "latency", "resets", "all"] {
+        for name in ["throttle", "latency", "resets", "kills", "all"] {
             assert_eq!(Profile::parse(name).map(Profile::name), Ok(name));
         }
-        assert!(Profile::parse("kills").is_err());
+        assert!(Profile::parse("everything").is_err());
+        assert!(Profile::Kills.kills() && Profile::All.kills() && !Profile::Resets.kills());
     }
 }

@@ -207,12 +207,24 @@ fn a_run_under_faults_must_have_met_them() {
     let nothing_injected = under_faults("latency", &[], 0);
     assert_eq!(
         nothing_injected.violations(),
-        ["profile latency: the fault layer injected nothing"]
+        ["profile latency: nothing was injected or killed"]
     );
-    let never_retried = under_faults("all", &[("kinesis InternalServerError (HTTP 500)", 1)], 0);
+    let never_retried = under_faults(
+        "throttle",
+        &[("kinesis InternalServerError (HTTP 500)", 1)],
+        0,
+    );
     assert_eq!(
         never_retried.violations(),
-        ["profile all: no function retried an AWS call"]
+        ["profile throttle: no function retried an AWS call"]
+    );
+    let never_killed = under_faults("kills", &[], 0);
+    assert_eq!(
+        never_killed.violations(),
+        [
+            "profile kills: nothing was injected or killed",
+            "profile kills: 0 kills and 0 restarts, at least one of each expected"
+        ]
     );
 }
 
@@ -228,12 +240,13 @@ fn the_faults_print_below_the_figures() {
         .lines()
         .skip_while(|l| !l.starts_with("faults"))
         .collect();
-    assert_eq!(faults.len(), 7, "{table}");
+    assert_eq!(faults.len(), 8, "{table}");
     assert!(faults[0].ends_with("throttle"));
     assert!(
         faults[1].contains("injected: dynamodb ServiceUnavailable (HTTP 503)")
             && faults[1].ends_with('3')
     );
-    assert!(faults[5].contains("functions: SDK retries") && faults[5].ends_with('2'));
-    assert!(faults[6].contains("functions: ServiceUnavailable"));
+    assert!(faults[4].contains("freezes"));
+    assert!(faults[6].contains("functions: SDK retries") && faults[6].ends_with('2'));
+    assert!(faults[7].contains("functions: ServiceUnavailable"));
 }
