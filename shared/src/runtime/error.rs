@@ -61,7 +61,7 @@ impl StoreError {
     pub fn from_sdk<E, R>(call: &str, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let call = call.to_string();
         match &err {
@@ -84,9 +84,15 @@ impl StoreError {
                     "{code}: {}",
                     service_error.message().unwrap_or("no message")
                 );
+                // A 5xx whose body names no error the service models (a gateway's answer,
+                // an empty body) is still the server's fault: the SDK retries 500, 502,
+                // 503 and 504 as transient, and so must the caller.
+                let server_status = (context.raw() as &dyn std::any::Any)
+                    .downcast_ref::<aws_smithy_runtime_api::http::Response>()
+                    .is_some_and(|raw| raw.status().is_server_error());
                 if is_throttling_code(code) {
                     StoreError::Throttled { call, message }
-                } else if is_server_fault_code(code) {
+                } else if is_server_fault_code(code) || server_status {
                     StoreError::Unavailable { call, message }
                 } else {
                     StoreError::Rejected { call, message }
@@ -162,6 +168,25 @@ mod tests {
             diagnostic.error_message,
             "Kinesis.PutRecords was throttled: slow down"
         );
+    }
+
+    #[test]
+    fn an_unmodeled_server_error_is_an_outage_and_a_client_error_a_refusal() {
+        use aws_sdk_dynamodb::operation::query::QueryError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let answered = |status: u16| {
+            let raw = Response::new(
+                StatusCode::try_from(status).expect("a status"),
+                SdkBody::from("<html>Bad Gateway</html>"),
+            );
+            let err = QueryError::generic(ErrorMetadata::builder().build());
+            StoreError::from_sdk("DynamoDB.Query", SdkError::service_error(err, raw))
+        };
+        assert!(matches!(answered(502), StoreError::Unavailable { .. }));
+        assert!(matches!(answered(503), StoreError::Unavailable { .. }));
+        assert!(matches!(answered(400), StoreError::Rejected { .. }));
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub struct Devices {
     pub requested: usize,
     pub provisioned: usize,
     pub denied: usize,
+    /// RegisterThing requests denied: a denied device asks again a few times, as a device
+    /// in the field does (the hook denies when it cannot decide in time).
+    pub denied_requests: usize,
     /// Devices whose serial was left off the allowlist on purpose.
     pub denied_expected: usize,
     /// Devices that could not finish their life (connection or protocol errors).
@@ -124,6 +127,7 @@ impl Report {
         for (listed, outcome) in inputs.outcomes {
             devices.provisioned += usize::from(outcome.provisioned);
             devices.denied += usize::from(outcome.denied);
+            devices.denied_requests += outcome.denials;
             devices.denied_expected += usize::from(!listed);
             devices.failed += usize::from(outcome.error.is_some());
             if let Some(e) = &outcome.error {

@@ -66,7 +66,7 @@ impl From<StoreError> for Failure {
 pub fn sdk_failure<E, R>(call: &str, err: SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     Failure::Failed(StoreError::from_sdk(call, err).to_string())
 }

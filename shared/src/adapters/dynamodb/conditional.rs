@@ -41,7 +41,7 @@ pub fn conditional<O, E, R>(
 ) -> Result<Option<O>, StoreError>
 where
     E: ConditionRefusal + ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match result {
         Ok(output) => Ok(Some(output)),
@@ -52,7 +52,7 @@ where
 
 /// A conditional UpdateItem's result: a failed condition is [`WriteOutcome::Stale`], a
 /// business answer, not an error.
-pub(crate) fn conditional_update<O, R: std::fmt::Debug>(
+pub(crate) fn conditional_update<O, R: std::fmt::Debug + 'static>(
     call: &str,
     result: Result<
         O,
@@ -98,7 +98,7 @@ impl Canceled {
 
 /// `Ok(None)` when the transaction committed, `Ok(Some(canceled))` when DynamoDB canceled
 /// it, and the classified error of the operation `call` otherwise.
-pub fn transaction<O, R: std::fmt::Debug>(
+pub fn transaction<O, R: std::fmt::Debug + 'static>(
     call: &str,
     result: Result<O, SdkError<TransactWriteItemsError, R>>,
 ) -> Result<Option<Canceled>, StoreError> {

@@ -29,10 +29,10 @@ pub struct FaultsReport {
     /// The fault layer's count by kind: protocol errors per call (throttled PutRecords
     /// entries per entry), TCP toxics per window they were on.
     pub injected_by_kind: BTreeMap<String, u64>,
-    /// Processes killed with SIGKILL (functions, DynamoDB Local).
+    /// Processes killed with SIGKILL (the functions under `cargo lambda watch`, DynamoDB
+    /// Local).
     pub kills: u64,
-    /// Of those, services started again (a function's process is started by `cargo
-    /// lambda watch` at its next invoke).
+    /// Of those, started again.
     pub restarts: u64,
     /// Services frozen with SIGSTOP and thawed.
     pub freezes: u64,
@@ -128,7 +128,7 @@ impl Chaos {
             if *stop.borrow() {
                 return Ok(());
             }
-            let target = round.pop().unwrap_or("function:any");
+            let target = round.pop().unwrap_or("lambda");
             let output = tokio::process::Command::new("bash")
                 .arg(&script)
                 .arg("kill")

@@ -76,6 +76,8 @@ pub struct Sent {
 pub struct Outcome {
     pub provisioned: bool,
     pub denied: bool,
+    /// RegisterThing requests the hook denied, retries included.
+    pub denials: usize,
     pub error: Option<String>,
     pub ota_requested: bool,
     pub url_issued: bool,
@@ -135,7 +137,7 @@ pub async fn live(
     // together would.
     let spread = (shared.fleet.devices.len() as u64 * 50).max(2000);
     tokio::time::sleep(Duration::from_millis(fastrand::u64(0..spread))).await;
-    let certificate = match provision(&shared, &spec).await {
+    let certificate = match provision_with_retries(&shared, &spec, &mut outcome.denials).await {
         Ok(Some(certificate)) => certificate,
         Ok(None) => {
             outcome.denied = true;
@@ -163,6 +165,41 @@ pub async fn live(
         session.disconnect().await;
     }
 }
+
+/// Times a device asks to be provisioned before it takes "denied" for an answer, waiting
+/// 2, 4 and 8 s between: the hook cannot tell a device why (its answer is only
+/// `allowProvisioning`), and it denies whenever it cannot decide in time, so a device on
+/// the allowlist that met an outage is let in on a later try; one off the list never.
+const PROVISION_ATTEMPTS: u32 = 4;
+
+/// [`provision`], again after a denial, as a device in the field does.
+async fn provision_with_retries(
+    shared: &Shared,
+    spec: &DeviceSpec,
+    denials: &mut usize,
+) -> Result<Option<String>, String> {
+    let mut attempt = 1;
+    loop {
+        let answer = provision(shared, spec).await;
+        *denials += usize::from(matches!(answer, Ok(None)));
+        match answer {
+            Ok(Some(certificate)) => return Ok(Some(certificate)),
+            Ok(None) if attempt == PROVISION_ATTEMPTS => return Ok(None),
+            // IoT Core's own failures (a 5xx status: the hook could not be run) are worth
+            // another try too; anything else is a failure of the run.
+            Err(e) if attempt == PROVISION_ATTEMPTS || !e.contains(SERVER_FAILURE) => {
+                return Err(e);
+            }
+            Ok(None) | Err(_) => {
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// How [`provision`] marks a rejection IoT Core answered with a 5xx status.
+const SERVER_FAILURE: &str = "(IoT Core failed)";
 
 /// Fleet provisioning by claim; `None` when the request was rejected.
 async fn provision(shared: &Shared, spec: &DeviceSpec) -> Result<Option<String>, String> {
@@ -226,7 +263,18 @@ async fn provision(shared: &Shared, spec: &DeviceSpec) -> Result<Option<String>,
         if answer["errorCode"] == "AccessDenied" {
             return Ok(None);
         }
-        return Err(format!("{}: RegisterThing rejected: {answer}", spec.serial));
+        let failed = if answer["statusCode"]
+            .as_u64()
+            .is_some_and(|code| code >= 500)
+        {
+            SERVER_FAILURE
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{}: RegisterThing rejected {failed}: {answer}",
+            spec.serial
+        ));
     }
     if answer["thingName"].as_str() != Some(spec.thing.as_str()) {
         return Err(format!(

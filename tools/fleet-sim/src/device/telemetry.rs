@@ -10,8 +10,9 @@ use crate::mqtt::Session;
 
 use super::*;
 
-/// Attempts of one HTTP request, the first included (the last waits 3.2 s before it).
-const HTTP_ATTEMPTS: u32 = 5;
+/// Attempts of one HTTP request, the first included (the last waits 12.8 s before it, 25 s
+/// after the first: a device keeps its readings through an outage of the API).
+const HTTP_ATTEMPTS: u32 = 7;
 
 /// Where a device's telemetry goes: its MQTT topic, or the HTTP API with its token.
 pub(super) struct Telemetry {

@@ -258,7 +258,7 @@ impl LocalHttpApi {
                     &json!({"message": "Internal Server Error"}),
                 )
             }
-            Invoked::Unreachable(why) => {
+            Invoked::Unreachable(why) | Invoked::Unavailable(why) => {
                 tracing::warn!(route = %route.route_key, %why, "the function is unreachable");
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,

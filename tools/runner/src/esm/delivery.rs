@@ -96,7 +96,7 @@ impl Esm {
                         }
                         failures += 1;
                     }
-                    Invoked::Unreachable(why) => {
+                    Invoked::Unreachable(why) | Invoked::Unavailable(why) => {
                         tracing::warn!(key, error = %why, "cannot invoke the function; retrying");
                         failures += 1;
                     }

@@ -241,6 +241,7 @@ async fn deliver_items(
         name: "f".into(),
         arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
         async_retries: 2,
+        max_event_age: Duration::from_secs(21_600),
         on_failure_queue: None,
     };
     esm.deliver("M/shard", mapping, &function, items, shape)

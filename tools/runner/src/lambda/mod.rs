@@ -30,8 +30,12 @@ pub enum Invoked {
     Returned(Value),
     /// The function failed (an `Err` from the handler, a panic, a timeout).
     FunctionError { response: Value },
-    /// No invoke happened: the function is unknown or the endpoint does not answer.
+    /// No invoke happened: the function is unknown.
     Unreachable(String),
+    /// No answer: `cargo lambda watch` cannot be reached, or the connection ended before
+    /// the answer (its process died, with the function processes in it). Lambda's own
+    /// failure to run the function, not the function's.
+    Unavailable(String),
 }
 
 /// What became of an asynchronous invoke.
@@ -109,14 +113,14 @@ impl Invoker {
                     response: json!({"errorType": "Timeout", "errorMessage": format!("no answer within {} s", self.timeout.as_secs())}),
                 };
             }
-            Ok(Err(e)) => return Invoked::Unreachable(format!("{uri}: {e}")),
+            Ok(Err(e)) => return Invoked::Unavailable(format!("{uri}: {e}")),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         let function_error = response.headers().contains_key("x-amz-function-error");
         let body = match response.into_body().collect().await {
             Ok(body) => body.to_bytes(),
-            Err(e) => return Invoked::Unreachable(format!("{uri}: {e}")),
+            Err(e) => return Invoked::Unavailable(format!("{uri}: {e}")),
         };
         let value: Value = serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
@@ -145,6 +149,7 @@ impl AsyncInvoker {
     pub async fn invoke(&self, function: &Function, event: &Value) -> AsyncOutcome {
         let attempts_allowed = 1 + function.async_retries;
         let mut last_error = Value::Null;
+        let queued = tokio::time::Instant::now();
         for attempt in 1..=attempts_allowed {
             if attempt > 1 {
                 let wait = self
@@ -155,14 +160,31 @@ impl AsyncInvoker {
                     .unwrap_or_default();
                 tokio::time::sleep(wait).await;
             }
-            match self.invoker.invoke(&function.binary, event).await {
+            // When Lambda itself cannot run the function (a system error), it returns the
+            // event to its queue and tries again for up to the event's maximum age, without
+            // counting an attempt (Lambda Developer Guide, "How Lambda handles errors and
+            // retries with asynchronous invocation").
+            let mut pause = Duration::from_millis(250);
+            let invoked = loop {
+                match self.invoker.invoke(&function.binary, event).await {
+                    Invoked::Unavailable(why) if queued.elapsed() < function.max_event_age => {
+                        tracing::warn!(function = %function.binary, error = %why, "Lambda cannot run the function now; the event waits in its queue");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                    invoked => break invoked,
+                }
+            };
+            match invoked {
                 Invoked::Returned(response) => {
                     return AsyncOutcome::Succeeded {
                         attempts: attempt,
                         response,
                     };
                 }
-                Invoked::Unreachable(why) => return AsyncOutcome::Unreachable(why),
+                Invoked::Unreachable(why) | Invoked::Unavailable(why) => {
+                    return AsyncOutcome::Unreachable(why);
+                }
                 Invoked::FunctionError { response } => {
                     tracing::warn!(function = %function.binary, attempt, error = %response, "asynchronous invoke failed");
                     last_error = response;
@@ -223,6 +245,7 @@ mod tests {
             name: "fleetwire-local-f".into(),
             arn: "arn:aws:lambda:us-east-1:123456789012:function:fleetwire-local-f".into(),
             async_retries: 2,
+            max_event_age: Duration::from_secs(21_600),
             on_failure_queue: Some("q".into()),
         };
         let record = destination_record(
@@ -239,5 +262,68 @@ mod tests {
         );
         assert_eq!(record["requestPayload"], json!({"a": 1}));
         assert_eq!(record["responsePayload"]["errorType"], "E");
+    }
+
+    #[tokio::test]
+    async fn an_event_waits_while_lambda_cannot_run_the_function() {
+        // Nothing listens yet: cargo lambda watch is down (killed, starting again).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("the port again");
+            crate::http::serve(listener, |_request, _peer| async {
+                crate::http::json_reply(http::StatusCode::OK, &json!({"ok": true}))
+            })
+            .await;
+        });
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let invoker = AsyncInvoker {
+            invoker: Invoker::new(
+                &format!("http://127.0.0.1:{port}"),
+                Duration::from_secs(5),
+                1,
+            ),
+            destinations: crate::queues::Queues::new(sqs),
+            retry_delays: vec![Duration::from_millis(1)],
+        };
+        let function = Function {
+            logical_id: "F".into(),
+            binary: "f".into(),
+            name: "fleetwire-local-f".into(),
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:fleetwire-local-f".into(),
+            async_retries: 0,
+            max_event_age: Duration::from_secs(60),
+            on_failure_queue: None,
+        };
+        let outcome = invoker.invoke(&function, &json!({"a": 1})).await;
+        assert!(
+            matches!(outcome, AsyncOutcome::Succeeded { attempts: 1, .. }),
+            "{outcome:?}"
+        );
+
+        // Past the event's maximum age it is given up, as Lambda gives it up.
+        let expired = Function {
+            max_event_age: Duration::ZERO,
+            ..function
+        };
+        let nobody = AsyncInvoker {
+            invoker: Invoker::new("http://127.0.0.1:9", Duration::from_secs(5), 1),
+            ..invoker
+        };
+        let outcome = nobody.invoke(&expired, &json!({"a": 1})).await;
+        assert!(
+            matches!(outcome, AsyncOutcome::Unreachable(_)),
+            "{outcome:?}"
+        );
     }
 }

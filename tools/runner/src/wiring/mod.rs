@@ -47,6 +47,9 @@ pub struct Function {
     pub arn: String,
     /// Retries of a failed asynchronous invoke (Lambda's default is 2).
     pub async_retries: u32,
+    /// How long Lambda keeps an asynchronous event it could not run yet
+    /// (`MaximumEventAgeInSeconds`, 6 hours by default).
+    pub max_event_age: std::time::Duration,
     /// Where an asynchronous event goes after its last failed attempt: an SQS queue name.
     pub on_failure_queue: Option<String>,
 }
@@ -190,6 +193,11 @@ impl Wiring {
                         Some(v) => resolver.text(id, v)?.parse().unwrap_or(2),
                         None => 2,
                     };
+                    let max_event_age = match invoke.and_then(|c| c.get("MaximumEventAgeInSeconds"))
+                    {
+                        Some(v) => resolver.text(id, v)?.parse().unwrap_or(21_600),
+                        None => 21_600,
+                    };
                     let on_failure_queue = queue_of(
                         &format!("{id}.EventInvokeConfig"),
                         invoke.and_then(|c| c.pointer("/DestinationConfig/OnFailure/Destination")),
@@ -202,6 +210,7 @@ impl Wiring {
                             name: known.refs.get(id).cloned().unwrap_or_default(),
                             arn: known.arns.get(id).cloned().unwrap_or_default(),
                             async_retries,
+                            max_event_age: std::time::Duration::from_secs(max_event_age),
                             on_failure_queue,
                         },
                     );

@@ -310,7 +310,7 @@ impl Provisioning {
                         format!("the pre-provisioning hook failed: {response}"),
                     ));
                 }
-                Invoked::Unreachable(why) => {
+                Invoked::Unreachable(why) | Invoked::Unavailable(why) => {
                     return Err(Rejection::new(
                         403,
                         "AccessDenied",
