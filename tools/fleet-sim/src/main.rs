@@ -68,6 +68,10 @@ struct Cli {
     /// Seconds a device waits for an answer (a function's first invoke includes its build).
     #[arg(long, default_value_t = 300)]
     answer_timeout: u64,
+    /// Times a denied device asks to be provisioned before it takes the denial as final
+    /// (waiting 2, 4, then 8 s between): the hook denies whenever it cannot decide in time.
+    #[arg(long, default_value_t = 4)]
+    provision_attempts: u32,
     /// Seconds to wait for the pipeline to handle everything sent.
     #[arg(long, default_value_t = 300)]
     drain_timeout: u64,
@@ -175,6 +179,7 @@ async fn run(cli: &Cli) -> Result<Report, String> {
             invalid_share: cli.invalid_share,
             spoofed_share: cli.spoofed_share,
             answer_timeout: Duration::from_secs(cli.answer_timeout),
+            provision_attempts: cli.provision_attempts.max(1),
         },
         CLAIM_CERTIFICATE_ID.to_owned(),
         progress.clone(),

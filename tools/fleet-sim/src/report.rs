@@ -287,7 +287,8 @@ impl Report {
                 ),
             );
             // Where AWS errors were injected, the functions' SDK clients must have retried.
-            let errors_injected = matches!(faults.profile.as_str(), "throttle" | "all");
+            let errors_injected =
+                matches!(faults.profile.as_str(), "throttle" | "services" | "all");
             require(
                 !errors_injected || faults.functions.retries > 0,
                 format!(

@@ -31,6 +31,9 @@ pub enum Profile {
     /// Processes killed at random moments: the functions' (`cargo lambda watch`, started
     /// again), DynamoDB Local's (started again), kinesis-mock frozen a few seconds.
     Kills,
+    /// Throttle, latency and resets at once: what AWS's services do on a bad day, with no
+    /// process killed.
+    Services,
     /// All of the above at once.
     All,
 }
@@ -52,9 +55,10 @@ impl Profile {
             "latency" => Ok(Profile::Latency),
             "resets" => Ok(Profile::Resets),
             "kills" => Ok(Profile::Kills),
+            "services" => Ok(Profile::Services),
             "all" => Ok(Profile::All),
             other => Err(format!(
-                "unknown fault profile {other:?}: throttle, latency, resets, kills or all"
+                "unknown fault profile {other:?}: throttle, latency, resets, kills, services or all"
             )),
         }
     }
@@ -65,20 +69,21 @@ impl Profile {
             Profile::Latency => "latency",
             Profile::Resets => "resets",
             Profile::Kills => "kills",
+            Profile::Services => "services",
             Profile::All => "all",
         }
     }
 
     fn throttles(self) -> bool {
-        matches!(self, Profile::Throttle | Profile::All)
+        matches!(self, Profile::Throttle | Profile::Services | Profile::All)
     }
 
     fn delays(self) -> bool {
-        matches!(self, Profile::Latency | Profile::All)
+        matches!(self, Profile::Latency | Profile::Services | Profile::All)
     }
 
     fn resets(self) -> bool {
-        matches!(self, Profile::Resets | Profile::All)
+        matches!(self, Profile::Resets | Profile::Services | Profile::All)
     }
 
     pub fn kills(self) -> bool {
@@ -223,10 +228,20 @@ mod tests {
 
     #[test]
     fn profiles_are_named() {
-        for name in ["throttle", "latency", "resets", "kills", "all"] {
+        for name in ["throttle", "latency", "resets", "kills", "services", "all"] {
             assert_eq!(Profile::parse(name).map(Profile::name), Ok(name));
         }
         assert!(Profile::parse("everything").is_err());
         assert!(Profile::Kills.kills() && Profile::All.kills() && !Profile::Resets.kills());
+        assert!(!Profile::Services.kills());
+        let mut a = fastrand::Rng::with_seed(2);
+        let mut b = fastrand::Rng::with_seed(2);
+        for route in ROUTES {
+            assert_eq!(
+                Profile::Services.window(route, &mut a),
+                Profile::All.window(route, &mut b),
+                "services is all but the kills"
+            );
+        }
     }
 }

@@ -46,6 +46,8 @@ pub struct Behaviour {
     pub spoofed_share: f64,
     /// How long a device waits for an answer (a function's first invoke includes its build).
     pub answer_timeout: Duration,
+    /// Times a device asks to be provisioned before a denial is final.
+    pub provision_attempts: u32,
 }
 
 /// What a reading was meant to be.
@@ -166,11 +168,12 @@ pub async fn live(
     }
 }
 
-/// Times a device asks to be provisioned before it takes "denied" for an answer, waiting
-/// 2, 4 and 8 s between: the hook cannot tell a device why (its answer is only
-/// `allowProvisioning`), and it denies whenever it cannot decide in time, so a device on
-/// the allowlist that met an outage is let in on a later try; one off the list never.
-const PROVISION_ATTEMPTS: u32 = 4;
+/// A device asks to be provisioned again after a denial, waiting 2, 4, then 8 s between
+/// tries, up to `Behaviour::provision_attempts` times: the hook cannot tell a device why
+/// (its answer is only `allowProvisioning`), and it denies whenever it cannot decide in
+/// time, so a device on the allowlist that met an outage is let in on a later try; one
+/// off the list never.
+const PROVISION_BACKOFF_CAP_S: u64 = 8;
 
 /// [`provision`], again after a denial, as a device in the field does.
 async fn provision_with_retries(
@@ -184,14 +187,18 @@ async fn provision_with_retries(
         *denials += usize::from(matches!(answer, Ok(None)));
         match answer {
             Ok(Some(certificate)) => return Ok(Some(certificate)),
-            Ok(None) if attempt == PROVISION_ATTEMPTS => return Ok(None),
+            Ok(None) if attempt >= shared.behaviour.provision_attempts => return Ok(None),
             // IoT Core's own failures (a 5xx status: the hook could not be run) are worth
             // another try too; anything else is a failure of the run.
-            Err(e) if attempt == PROVISION_ATTEMPTS || !e.contains(SERVER_FAILURE) => {
+            Err(e)
+                if attempt >= shared.behaviour.provision_attempts
+                    || !e.contains(SERVER_FAILURE) =>
+            {
                 return Err(e);
             }
             Ok(None) | Err(_) => {
-                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                let wait = (1u64 << attempt.min(6)).min(PROVISION_BACKOFF_CAP_S);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
                 attempt += 1;
             }
         }
