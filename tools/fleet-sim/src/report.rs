@@ -278,6 +278,15 @@ impl Report {
                 struck,
                 format!("profile {}: nothing was injected or killed", faults.profile),
             );
+            // IoT Core rejects a registration whose hook has not answered in 5 s; the hook
+            // answers within its own budget (DECISION_BUDGET_MS, 3 s by default) or denies.
+            require(
+                faults.functions.hook_slowest_ms <= faults.hook_budget_ms,
+                format!(
+                    "the provisioning hook took {} ms to decide, past its budget of {} ms",
+                    faults.functions.hook_slowest_ms, faults.hook_budget_ms
+                ),
+            );
             let killing = matches!(faults.profile.as_str(), "kills" | "all");
             require(
                 !killing || (faults.kills > 0 && faults.restarts > 0),
@@ -328,7 +337,7 @@ impl Report {
             }
         }
         if let Some(faults) = &self.faults {
-            rows.extend(fault_rows(faults));
+            rows.extend(faults.rows());
         }
         let width = |column: fn(&(&str, String, String)) -> usize, title: &str| {
             rows.iter().map(column).max().unwrap_or(0).max(title.len())
@@ -347,32 +356,6 @@ impl Report {
         }
         out
     }
-}
-
-/// The faults section: one row per kind injected, then what the functions met.
-fn fault_rows(faults: &FaultsReport) -> Vec<(&'static str, String, String)> {
-    let mut rows = vec![("faults", "profile".to_owned(), faults.profile.clone())];
-    for (kind, n) in &faults.injected_by_kind {
-        rows.push(("", format!("injected: {kind}"), n.to_string()));
-    }
-    rows.push(("", "kills".to_owned(), faults.kills.to_string()));
-    rows.push(("", "restarts".to_owned(), faults.restarts.to_string()));
-    rows.push(("", "freezes".to_owned(), faults.freezes.to_string()));
-    let met = &faults.functions;
-    rows.push((
-        "",
-        "functions: invocations that met faults".to_owned(),
-        met.invocations.to_string(),
-    ));
-    rows.push((
-        "",
-        "functions: SDK retries".to_owned(),
-        met.retries.to_string(),
-    ));
-    for (code, n) in &met.errors_by_code {
-        rows.push(("", format!("functions: {code}"), n.to_string()));
-    }
-    rows
 }
 
 /// A JSON object's members in the order they were written (a section of the report), or

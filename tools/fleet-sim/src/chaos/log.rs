@@ -9,19 +9,34 @@ use std::path::Path;
 use serde::Serialize;
 
 const MARK: &str = "AWS calls failed or were retried during the invocation";
+/// The provisioning hook's line for each decision, with the time it took (`duration_ms`).
+const DECISION: &str = "provisioning decision";
 
-/// The retries and error codes of the invocations that met any.
+/// The retries and error codes of the invocations that met any, and how long the
+/// provisioning hook took to decide.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Met {
     pub invocations: u64,
     pub retries: u64,
     pub errors_by_code: BTreeMap<String, u64>,
+    pub hook_decisions: u64,
+    pub hook_slowest_ms: u64,
 }
 
 impl Met {
     /// Adds one log line, if it is one of those.
     pub fn add_line(&mut self, line: &str) {
         let line = strip_colours(line);
+        if let Some(at) = line.find(DECISION) {
+            let took = field(&line[at..], "duration_ms=")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(took) = took {
+                self.hook_decisions += 1;
+                self.hook_slowest_ms = self.hook_slowest_ms.max(took);
+            }
+            return;
+        }
         let Some(at) = line.find(MARK) else {
             return;
         };
@@ -100,6 +115,11 @@ mod tests {
         met.add_line(r#" WARN Lambda runtime invoke{requestId="3f35"}: AWS calls failed or were retried during the invocation sdk_calls=1 sdk_retries=0 sdk_errors=ConditionalCheckFailedException=1"#);
         met.add_line("\u{1b}[33m WARN\u{1b}[0m invoke: AWS calls failed or were retried during the invocation sdk_calls=4 sdk_retries=2 sdk_errors=ProvisionedThroughputExceededException=1, ServiceUnavailable=1");
         met.add_line(" INFO telemetry ingested records=3");
+        met.add_line(r#" WARN invoke: provisioning decision serial="S-1" decision="deny" reason="unknown-serial" detail=unknown serial locked_now=false duration_ms=174"#);
+        met.add_line(
+            r#" INFO invoke: provisioning decision serial="S-2" decision="allow" duration_ms=2950"#,
+        );
+        assert_eq!((met.hook_decisions, met.hook_slowest_ms), (2, 2950));
         assert_eq!(met.invocations, 2);
         assert_eq!(met.retries, 2);
         assert_eq!(

@@ -39,8 +39,36 @@ pub struct FaultsReport {
     /// What each kill did, as `scripts/stack kill` said it.
     pub kill_log: Vec<String>,
     /// From the functions' own log lines: the invocations that met a failed or retried
-    /// AWS call, their retries and the error codes.
+    /// AWS call, their retries and the error codes; the hook's slowest decision.
     pub functions: log::Met,
+    /// The hook's budget to decide in (`DECISION_BUDGET_MS` of the stack, 3000 by default).
+    pub hook_budget_ms: u64,
+}
+
+impl FaultsReport {
+    /// The report table's faults section: one row per kind injected, then what the
+    /// functions met.
+    pub fn rows(&self) -> Vec<(&'static str, String, String)> {
+        let mut rows = vec![("faults", "profile".to_owned(), self.profile.clone())];
+        for (kind, n) in &self.injected_by_kind {
+            rows.push(("", format!("injected: {kind}"), n.to_string()));
+        }
+        let met = &self.functions;
+        for (name, n) in [
+            ("kills", self.kills),
+            ("restarts", self.restarts),
+            ("freezes", self.freezes),
+            ("functions: invocations that met faults", met.invocations),
+            ("functions: SDK retries", met.retries),
+            ("hook: slowest decision (ms)", met.hook_slowest_ms),
+        ] {
+            rows.push(("", name.to_owned(), n.to_string()));
+        }
+        for (code, n) in &met.errors_by_code {
+            rows.push(("", format!("functions: {code}"), n.to_string()));
+        }
+        rows
+    }
 }
 
 #[derive(Clone)]
@@ -179,6 +207,10 @@ impl Chaos {
             freezes: count("froze", ""),
             kill_log,
             functions,
+            hook_budget_ms: std::env::var("DECISION_BUDGET_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3_000),
         })
     }
 

@@ -186,13 +186,29 @@ fn under_faults(profile: &str, injected: &[(&str, u64)], retries: u64) -> Report
                 invocations: 1,
                 retries,
                 errors_by_code: [("ServiceUnavailable".to_owned(), 2)].into_iter().collect(),
+                hook_decisions: 20,
+                hook_slowest_ms: 400,
             },
+            hook_budget_ms: 3_000,
             ..FaultsReport::default()
         }),
         ..Report::default()
     };
     report.ota.rollouts_paused = 1;
     report
+}
+
+#[test]
+fn a_hook_decision_past_its_budget_breaks_the_run() {
+    let mut slow = under_faults("latency", &[("dynamodb delayed calls", 9)], 0);
+    if let Some(faults) = &mut slow.faults {
+        faults.functions.hook_decisions = 20;
+        faults.functions.hook_slowest_ms = 3_200;
+    }
+    assert_eq!(
+        slow.violations(),
+        ["the provisioning hook took 3200 ms to decide, past its budget of 3000 ms"]
+    );
 }
 
 #[test]
@@ -240,7 +256,7 @@ fn the_faults_print_below_the_figures() {
         .lines()
         .skip_while(|l| !l.starts_with("faults"))
         .collect();
-    assert_eq!(faults.len(), 8, "{table}");
+    assert_eq!(faults.len(), 9, "{table}");
     assert!(faults[0].ends_with("throttle"));
     assert!(
         faults[1].contains("injected: dynamodb ServiceUnavailable (HTTP 503)")
@@ -248,5 +264,6 @@ fn the_faults_print_below_the_figures() {
     );
     assert!(faults[4].contains("freezes"));
     assert!(faults[6].contains("functions: SDK retries") && faults[6].ends_with('2'));
-    assert!(faults[7].contains("functions: ServiceUnavailable"));
+    assert!(faults[7].contains("hook: slowest decision (ms)"));
+    assert!(faults[8].contains("functions: ServiceUnavailable"));
 }
