@@ -53,6 +53,8 @@ pub struct StateCounts {
     /// Devices with accepted readings but no State row. Must be 0.
     pub devices_missing_state: usize,
     pub online_at_end: usize,
+    /// Provisioned devices not online in State when the report is taken, while they are
+    /// still connected. Must be 0 (unless a device failed).
     pub offline_at_end: usize,
 }
 
@@ -247,6 +249,15 @@ impl Report {
             format!(
                 "{} devices with accepted readings have no State",
                 self.state.devices_missing_state
+            ),
+        );
+        // Every provisioned device is still connected when the report is taken (a failed
+        // one may not be): after its last lifecycle event, State must say online.
+        require(
+            self.state.offline_at_end <= self.devices.failed,
+            format!(
+                "{} connected devices are not online in State: presence did not converge",
+                self.state.offline_at_end
             ),
         );
         require(

@@ -267,3 +267,20 @@ fn the_faults_print_below_the_figures() {
     assert!(faults[7].contains("hook: slowest decision (ms)"));
     assert!(faults[8].contains("functions: ServiceUnavailable"));
 }
+
+#[test]
+fn a_connected_device_offline_in_state_is_presence_gone_wrong() {
+    let mut report = under_faults("latency", &[("dynamodb delayed calls", 9)], 0);
+    report.state.offline_at_end = 1;
+    assert_eq!(
+        report.violations(),
+        ["1 connected devices are not online in State: presence did not converge"]
+    );
+    report.devices.failed = 1;
+    report.errors.push("sim-x: no firmware answer".into());
+    assert!(
+        report.violations().iter().all(|v| !v.contains("presence")),
+        "{:?}",
+        report.violations()
+    );
+}
